@@ -1,0 +1,188 @@
+"""The smallest application API, and the server that runs it.
+
+An application is anything with ``async def handle_call(self, call)``: ``App``
+wraps a plain coroutine function; the voice ``Agent`` implements the same hook.
+``SipServer`` binds the SIP transports, builds the user agent, and runs one task
+per call, each in its own ``TaskGroup``: the handler and a watcher that cancels
+it when the call ends, so no call leaves work behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from siphon.errors import ConfigError
+from siphon.io.call import CallFailed, SipCall
+from siphon.io.ports import RtpPortAllocator
+from siphon.io.sip_stack import SipStack
+from siphon.io.user_agent import UaConfig, UserAgent
+from siphon.sip.auth import DigestServer
+from siphon.sip.timers import SipTimers
+
+log = logging.getLogger("siphon.app")
+
+CallHandlerFn = Callable[[SipCall], Awaitable[None]]
+
+
+@runtime_checkable
+class CallHandler(Protocol):
+    async def handle_call(self, call: SipCall) -> None: ...
+
+
+class App:
+    """A call handler made from a coroutine function.
+
+    ``auth`` maps usernames to passwords: INVITEs are then challenged with
+    Digest (RFC 3261 §22) before the handler sees them.
+    """
+
+    def __init__(self, handler: CallHandlerFn | None = None, *, name: str = "app",
+                 auth: dict[str, str] | None = None, realm: str = "siphon") -> None:
+        self.name = name
+        self._handler = handler
+        self.auth = auth
+        self.realm = realm
+
+    def on_call(self, fn: CallHandlerFn) -> CallHandlerFn:
+        """Decorator: ``@app.on_call async def handle(call): ...``."""
+        self._handler = fn
+        return fn
+
+    async def handle_call(self, call: SipCall) -> None:
+        if self._handler is None:
+            raise ConfigError(f"App {self.name!r} has no handler: decorate a coroutine "
+                              "function with @app.on_call")
+        await self._handler(call)
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    sip_port: int = 5060
+    transports: tuple[str, ...] = ("udp", "tcp")
+    advertised_host: str | None = None
+    media_host: str | None = None
+    rtp_port_start: int = 10000
+    rtp_port_end: int = 20000
+    timers: SipTimers = field(default_factory=SipTimers)
+    user_agent: str = "SIPHON/0.1"
+    auth: dict[str, str] | None = None
+    realm: str = "siphon"
+    # How long a graceful stop waits for active calls before hanging them up.
+    drain_timeout: float = 30.0
+
+
+class SipServer:
+    def __init__(self, handler: CallHandler, config: ServerConfig | None = None) -> None:
+        if not isinstance(handler, CallHandler):
+            raise ConfigError(f"{handler!r} is not a call handler: it needs "
+                              "'async def handle_call(self, call)' (use siphon.app.App)")
+        self.handler = handler
+        self.config = config or ServerConfig()
+        cfg = self.config
+        media_host = cfg.media_host or cfg.advertised_host or (
+            cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1")
+        self.stack = SipStack(timers=cfg.timers, user_agent=cfg.user_agent,
+                              advertised_host=cfg.advertised_host)
+        auth_users = cfg.auth if cfg.auth is not None else getattr(handler, "auth", None)
+        digest = None
+        if auth_users:
+            users = dict(auth_users)
+            digest = DigestServer(getattr(handler, "realm", cfg.realm), users.get)
+        self.ua = UserAgent(
+            self.stack,
+            ports=RtpPortAllocator(cfg.rtp_port_start, cfg.rtp_port_end,
+                                   host=cfg.host if cfg.host not in ("0.0.0.0", "::")
+                                   else "0.0.0.0"),
+            config=UaConfig(media_host=media_host, user_agent=cfg.user_agent, auth=digest),
+            on_call=self._spawn_call,
+        )
+        self.calls: set[SipCall] = set()
+        self._group: asyncio.TaskGroup | None = None
+        self._stopped = asyncio.Event()
+        self._closed = False
+
+    @property
+    def sip_port(self) -> int:
+        return self.stack.listener(self.config.transports[0]).transport.local_address[1]
+
+    async def serve(self, ready: Callable[[SipServer], None] | None = None) -> None:
+        """Run until ``stop()``; every call task lives in this coroutine's TaskGroup."""
+        cfg = self.config
+        await self.stack.listen(cfg.host, cfg.sip_port, cfg.transports)
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                if ready is not None:
+                    ready(self)
+                await self._stopped.wait()
+                await self._drain()
+        finally:
+            self._group = None
+            self.close()
+
+    def stop(self) -> None:
+        """Stop taking calls (503 to INVITE and OPTIONS), then drain and return from serve()."""
+        self.ua.accepting = False
+        self._stopped.set()
+
+    async def _drain(self) -> None:
+        if self.calls:
+            log.info("waiting up to %.0f s for %d active calls", self.config.drain_timeout,
+                     len(self.calls))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.wait_ended() for c in list(self.calls))),
+                    self.config.drain_timeout)
+        for call in list(self.calls):
+            await call.hangup("server shutdown")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.ua.accepting = False
+        self.stack.close()
+
+    # -- one task per call -------------------------------------------------------------
+    def _spawn_call(self, call: SipCall) -> None:
+        if self._group is None:
+            call.server_txn and call.server_txn.reply(503, headers=[("Retry-After", "5")])
+            return
+        self.calls.add(call)
+        self._group.create_task(self._run_call(call), name=f"call:{call.call_id}")
+
+    async def _run_call(self, call: SipCall) -> None:
+        try:
+            if not await self.ua.prepare_inbound(call):
+                return
+            try:
+                async with asyncio.TaskGroup() as scope:
+                    handler = scope.create_task(self.handler.handle_call(call),
+                                                name=f"call:{call.call_id}:handler")
+                    ended = scope.create_task(call.wait_ended(),
+                                              name=f"call:{call.call_id}:ended")
+                    await asyncio.wait({handler, ended}, return_when=asyncio.FIRST_COMPLETED)
+                    # The call ended under the handler (caller hung up): cancel it; or the
+                    # handler returned: stop watching.
+                    handler.cancel()
+                    ended.cancel()
+            except* CallFailed as group:
+                log.info("call %s: %s", call.call_id, group.exceptions[0])
+            except* Exception as group:
+                log.error("call %s: handler failed", call.call_id, exc_info=group.exceptions[0])
+                if not call.ended:
+                    self.ua.reject(call, 500, "Application Error")
+            if not call.ended:
+                await call.hangup("handler returned")
+        except Exception:
+            log.exception("call %s: internal error", call.call_id)
+        finally:
+            self.calls.discard(call)
+            if not call.ended:
+                self.ua.end(call, "internal error")

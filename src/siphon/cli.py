@@ -1,0 +1,154 @@
+"""``siphon`` command line: ``siphon dev app.py`` and ``siphon start app.py``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from siphon import __version__
+from siphon.app import CallHandler, ServerConfig, SipServer
+from siphon.errors import ConfigError
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+def _setup_logging(level: str, json_logs: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                                               "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def load_handlers(path: str) -> dict[str, CallHandler]:
+    """Import ``path`` and return its call handlers (App or Agent objects) by name."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"siphon_user_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    sys.path.insert(0, str(file.parent.resolve()))
+    spec.loader.exec_module(module)
+    found = {name: obj for name, obj in vars(module).items()
+             if not isinstance(obj, type) and isinstance(obj, CallHandler)}
+    if not found:
+        raise ConfigError(f"{path} defines no call handler: create one at module level, "
+                          "e.g. 'app = siphon.app.App()' with an @app.on_call coroutine")
+    return found
+
+
+def _parse_rtp_range(text: str) -> tuple[int, int]:
+    start, _, end = text.partition("-")
+    try:
+        return int(start), int(end)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rtp-ports wants START-END, not {text!r}") from None
+
+
+def _parse_auth(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise argparse.ArgumentTypeError("--auth wants USER:PASSWORD")
+    return user, password
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="siphon", description="SIPHON: AI phone agents "
+                                     "that speak SIP and RTP themselves.")
+    parser.add_argument("--version", action="version", version=f"siphon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("dev", "run an app on 127.0.0.1 with readable logs"),
+                            ("start", "run an app in production (0.0.0.0, JSON logs)")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("file", help="Python file defining an App (or Agent)")
+        p.add_argument("--app", help="name of the handler object when the file has several")
+        p.add_argument("--host", default=None, help="address to bind")
+        p.add_argument("--sip-port", type=int, default=5060)
+        p.add_argument("--transport", default="udp,tcp", help="comma list: udp,tcp")
+        p.add_argument("--advertise", default=None,
+                       help="host to put in Via/Contact/SDP (public address behind NAT)")
+        p.add_argument("--rtp-ports", type=_parse_rtp_range, default=(10000, 20000))
+        p.add_argument("--auth", type=_parse_auth, action="append", default=[],
+                       help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)")
+        p.add_argument("--log-level", default="info")
+    return parser
+
+
+async def _serve(server: SipServer) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
+
+    def ready(s: SipServer) -> None:
+        logging.getLogger("siphon").info("ready: sip:%s:%d (%s)", s.config.host, s.sip_port,
+                                         ",".join(s.config.transports))
+
+    await server.serve(ready)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    production = args.command == "start"
+    _setup_logging(args.log_level, json_logs=production)
+    try:
+        handlers = load_handlers(args.file)
+        if args.app:
+            if args.app not in handlers:
+                raise ConfigError(f"--app {args.app}: not found; the file defines "
+                                  f"{', '.join(sorted(handlers))}")
+            handler = handlers[args.app]
+        elif len(handlers) == 1:
+            handler = next(iter(handlers.values()))
+        else:
+            raise ConfigError(f"{args.file} defines several handlers "
+                              f"({', '.join(sorted(handlers))}): choose one with --app")
+        config = ServerConfig(
+            host=args.host or ("0.0.0.0" if production else "127.0.0.1"),
+            sip_port=args.sip_port,
+            transports=tuple(t.strip().lower() for t in args.transport.split(",") if t.strip()),
+            advertised_host=args.advertise,
+            rtp_port_start=args.rtp_ports[0],
+            rtp_port_end=args.rtp_ports[1],
+            auth=dict(args.auth) or None,
+            drain_timeout=30.0 if production else 2.0,
+        )
+        server = SipServer(handler, config)
+    except ConfigError as exc:
+        print(f"siphon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        asyncio.run(_serve(server))
+    else:
+        uvloop.run(_serve(server))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""``SipCall``: one call as the application sees it (inbound or outbound).
+
+The call object is a thin, awaitable face over the user agent: ``ring()``,
+``answer()``, ``reject()``, ``hangup()``, ``wait_ended()`` and a queue of events
+(DTMF over SIP INFO, hold/resume, end). SIP details stay in ``user_agent.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from siphon.errors import SiphonError
+from siphon.events import CallEnded, CallEvent
+from siphon.sip.dialog import Dialog
+from siphon.sip.message import Request, Response
+from siphon.sip.sdp import NegotiatedMedia, SdpSession
+
+if TYPE_CHECKING:
+    from siphon.io.ports import MediaEndpoint
+    from siphon.io.sip_stack import ServerTxn
+    from siphon.io.user_agent import UserAgent
+
+
+class CallState(Enum):
+    INCOMING = "incoming"  # INVITE received, nothing sent beyond 100 Trying
+    RINGING = "ringing"  # 180 sent (inbound) / 1xx received (outbound)
+    CALLING = "calling"  # outbound INVITE sent, no provisional yet
+    ANSWERED = "answered"  # 2xx sent or received; media flows
+    ENDED = "ended"
+
+
+class CallFailed(SiphonError):
+    """An outbound call that did not connect; ``status`` is the SIP final status (408 on timeout)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"call failed: {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class SipCall:
+    def __init__(self, ua: UserAgent, *, direction: str, call_id: str, local_tag: str,
+                 invite: Request, media: MediaEndpoint, sdp: SdpSession | None = None) -> None:
+        self._ua = ua
+        self.direction = direction  # "inbound" | "outbound"
+        self.call_id = call_id
+        self.local_tag = local_tag
+        self.invite = invite
+        self.media_endpoint = media
+        self.sdp = sdp
+        self.state = CallState.INCOMING if direction == "inbound" else CallState.CALLING
+        self.dialog: Dialog | None = None
+        self.negotiated: NegotiatedMedia | None = None
+        self.final_response: Response | None = None
+        self.end_reason: str | None = None
+        self.end_status: int | None = None
+        self.on_hold = False
+        self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._ended = asyncio.Event()
+        self._acked = asyncio.Event()
+        self.server_txn: ServerTxn | None = None  # inbound: the INVITE's transaction
+        self.outbound: object | None = None  # outbound: the user agent's client-side state
+
+    # -- facts --------------------------------------------------------------------
+    @property
+    def from_uri(self) -> str:
+        return str(self.invite.from_addr.uri)
+
+    @property
+    def to_uri(self) -> str:
+        return str(self.invite.to_addr.uri)
+
+    @property
+    def called_user(self) -> str | None:
+        """The user part of the Request-URI (the number or name that was dialled)."""
+        uri = self.invite.request_uri
+        return getattr(uri, "user", None) or getattr(uri, "number", None)
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    # -- inbound control ---------------------------------------------------------
+    async def ring(self) -> None:
+        """Send 180 Ringing (inbound calls)."""
+        self._ua.ring(self)
+
+    async def answer(self, *, timeout: float | None = None) -> None:
+        """Send 200 OK with our SDP answer and wait for the caller's ACK."""
+        self._ua.answer(self)
+        wait = asyncio.ensure_future(self._acked.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({wait, ended}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wait.cancel()
+            ended.cancel()
+        if self.ended:
+            raise CallFailed(self.end_status or 487, self.end_reason or "ended before ACK")
+
+    async def reject(self, status: int = 486, reason: str | None = None) -> None:
+        """Answer an unanswered inbound call with a final error status."""
+        self._ua.reject(self, status, reason)
+
+    # -- both directions ---------------------------------------------------------------
+    async def hangup(self, reason: str = "local hangup") -> None:
+        """End the call: BYE when answered, CANCEL/487 before that. Idempotent."""
+        await self._ua.hangup(self, reason)
+
+    async def wait_ended(self) -> str:
+        await self._ended.wait()
+        return self.end_reason or "ended"
+
+    async def iter_events(self) -> AsyncIterator[CallEvent]:
+        """Events until (and including) ``CallEnded``."""
+        while True:
+            event = await self.events.get()
+            yield event
+            if isinstance(event, CallEnded):
+                return
+
+    # -- used by the user agent ----------------------------------------------------
+    def _mark_acked(self) -> None:
+        self._acked.set()
+
+    def _mark_ended(self, reason: str, status: int | None = None) -> bool:
+        if self.state is CallState.ENDED:
+            return False
+        self.state = CallState.ENDED
+        self.end_reason = reason
+        self.end_status = status
+        self.media_endpoint.close()
+        self.events.put_nowait(CallEnded(reason, status))
+        self._ended.set()
+        return True
+
+    def __repr__(self) -> str:
+        return f"<SipCall {self.direction} {self.call_id} {self.state.value}>"

@@ -1,0 +1,429 @@
+"""The asyncio driver of the sans-IO SIP core: transports, transactions and their timers.
+
+``SipStack`` owns the sockets, the transaction tables and one ``TimerQueue`` for
+every transaction timer. It turns received bytes into transaction inputs and
+transaction actions into sends, timers and deliveries. What a request *means* is
+the business of the ``RequestHandler`` (the user agent, ``user_agent.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from siphon.errors import RemoteProtocolError
+from siphon.io.ratelimit import RateLimitedLogger
+from siphon.io.sip_transport import Address, SipTransport, TcpTransport, UdpTransport
+from siphon.io.timer_queue import TimerHandle, TimerQueue
+from siphon.sip.message import Request, Response, new_branch
+from siphon.sip.timers import SipTimers
+from siphon.sip.transaction import (
+    Action,
+    ClientInviteTransaction,
+    ClientNonInviteTransaction,
+    Deliver,
+    Send,
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    StartTimer,
+    StopTimer,
+    Terminated,
+    TimedOut,
+    TimerName,
+    TransportFailed,
+    client_key,
+    invite_key_for_cancel,
+    server_key,
+)
+from siphon.sip.uri import Via
+
+log = logging.getLogger("siphon.sip")
+
+ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
+ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+
+
+def response_destination(via: Via, source: Address, reliable: bool) -> Address:
+    """Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    if reliable:
+        return source  # the connection the request arrived on
+    host = via.received or via.host
+    if via.rport is not None:
+        return (host, via.rport)
+    if via.port is not None:
+        return (host.strip("[]"), via.port)
+    return (host.strip("[]"), 5060)
+
+
+class ServerTxn:
+    """A received request, its server transaction, and how to answer it."""
+
+    __slots__ = ("_stack", "destination", "request", "source", "timers", "transport", "tx")
+
+    def __init__(self, stack: SipStack, tx: ServerTransaction, transport: SipTransport,
+                 source: Address) -> None:
+        self._stack = stack
+        self.tx = tx
+        self.request: Request = tx.request
+        self.transport = transport
+        self.source = source
+        self.destination = response_destination(self.request.top_via, source, transport.reliable)
+        self.timers: dict[TimerName, TimerHandle] = {}
+
+    @property
+    def final_sent(self) -> bool:
+        last = self.tx.last_response
+        return last is not None and last.status >= 200
+
+    def respond(self, response: Response) -> None:
+        self._stack._run_server(self, self.tx.send_response(response, self._stack.now()))
+
+    def reply(self, status: int, reason: str | None = None, *, to_tag: str | None = None,
+              headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Response:
+        response = self.request.make_response(status, reason, to_tag=to_tag,
+                                              headers=self._stack.common_headers(headers),
+                                              body=body)
+        self.respond(response)
+        return response
+
+
+class ClientTxn:
+    """A request we sent and where its responses go."""
+
+    __slots__ = ("destination", "on_response", "on_timeout", "timers", "transport", "tx")
+
+    def __init__(self, tx: ClientTransaction, transport: SipTransport, destination: Address,
+                 on_response: Callable[[Response], None],
+                 on_timeout: Callable[[], None]) -> None:
+        self.tx = tx
+        self.transport = transport
+        self.destination = destination
+        self.on_response = on_response
+        self.on_timeout = on_timeout
+        self.timers: dict[TimerName, TimerHandle] = {}
+
+
+class RequestHandler(Protocol):
+    """What the stack needs from the user agent."""
+
+    def request_received(self, txn: ServerTxn) -> None:
+        """A new request with its own server transaction (not ACK)."""
+
+    def ack_received(self, ack: Request, source: Address, transport: SipTransport) -> None:
+        """An ACK for a 2xx (it has no transaction of its own, RFC 3261 §17.1.1.3)."""
+
+    def cancel_received(self, cancel: ServerTxn, invite: ServerTxn | None) -> None:
+        """A CANCEL and the INVITE transaction it targets, if we still know it."""
+
+    def stray_response(self, response: Response, source: Address) -> None:
+        """A response matching no client transaction (2xx retransmissions land here)."""
+
+    def server_timed_out(self, txn: ServerTxn) -> None:
+        """An INVITE server transaction gave up waiting for the ACK to its final."""
+
+
+@dataclass(slots=True)
+class Listener:
+    transport: SipTransport
+    advertised: Address
+
+
+class SipStack:
+    def __init__(self, *, timers: SipTimers | None = None, user_agent: str = "SIPHON/0.1",
+                 advertised_host: str | None = None) -> None:
+        self.timers = timers or SipTimers()
+        self.user_agent = user_agent
+        self.advertised_host = advertised_host
+        self.handler: RequestHandler | None = None
+        self.stats: Counter[str] = Counter()
+        self._listeners: dict[str, Listener] = {}
+        self._server_txs: dict[tuple[object, ...], ServerTxn] = {}
+        self._client_txs: dict[tuple[object, ...], ClientTxn] = {}
+        self._queue: TimerQueue | None = None
+        self._reject_log = RateLimitedLogger(log)
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def listen(self, host: str, port: int, transports: tuple[str, ...] = ("udp", "tcp"),
+                     ) -> None:
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = TimerQueue(loop)
+        for name in transports:
+            kind = name.upper()
+            transport: SipTransport
+            if kind == "UDP":
+                transport = await UdpTransport.listen(self, host, port)
+            elif kind == "TCP":
+                transport = await TcpTransport.listen(self, host, port)
+            else:
+                raise ValueError(f"unknown SIP transport {name!r}: use 'udp' or 'tcp'")
+            local = transport.local_address
+            port = local[1]  # port 0 -> the kernel's choice, shared by the next transport
+            adv_host = self.advertised_host or (local[0] if local[0] not in ("0.0.0.0", "::")
+                                                else "127.0.0.1")
+            self._listeners[kind] = Listener(transport, (adv_host, local[1]))
+            log.info("SIP listening on %s %s:%d", kind, local[0], local[1])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for listener in self._listeners.values():
+            listener.transport.close()
+        if self._queue is not None:
+            self._queue.close()
+        self._server_txs.clear()
+        self._client_txs.clear()
+
+    def now(self) -> float:
+        assert self._queue is not None, "SipStack.listen() first"
+        return self._queue.now()
+
+    @property
+    def timer_queue(self) -> TimerQueue:
+        assert self._queue is not None, "SipStack.listen() first"
+        return self._queue
+
+    def listener(self, transport: str = "UDP") -> Listener:
+        try:
+            return self._listeners[transport.upper()]
+        except KeyError:
+            raise ValueError(f"no {transport} listener: listen on it first") from None
+
+    def common_headers(self, extra: list[tuple[str, str]] | None = None,
+                       ) -> list[tuple[str, str]]:
+        headers = list(extra or [])
+        if not any(name.lower() == "server" for name, _ in headers):
+            headers.append(("Server", self.user_agent))
+        return headers
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._server_txs) + len(self._client_txs)
+
+    # -- receiving ------------------------------------------------------------------
+    def keepalive_received(self, source: Address, transport: SipTransport) -> None:
+        self.stats["keepalives"] += 1
+
+    def bad_input(self, error: RemoteProtocolError, data: bytes, source: Address,
+                  transport: SipTransport) -> None:
+        self.stats["bad_messages"] += 1
+        partial = error.partial
+        if isinstance(partial, Request) and partial.method != "ACK":
+            # RFC 3261 §8.2 / §21.4.1: answer when we know where and to what.
+            try:
+                via = partial.top_via
+                partial.call_id  # noqa: B018 - must be readable to answer
+                destination = response_destination(via, source, transport.reliable)
+                response = partial.make_response(error.status_hint, error.reason,
+                                                 headers=self.common_headers())
+                transport.send(response.to_bytes(), destination)
+                self.stats[f"rejected_{error.status_hint}"] += 1
+                self._reject_log.warning("rejected %s from %s:%d with %d %s: %s",
+                                         partial.method, source[0], source[1],
+                                         error.status_hint, error.reason, error)
+                return
+            except RemoteProtocolError:
+                pass
+        self.stats["dropped"] += 1
+        self._reject_log.warning("dropped %d bytes from %s:%d: %s", len(data), source[0],
+                                 source[1], error)
+
+    def message_received(self, message: Request | Response, source: Address,
+                         transport: SipTransport) -> None:
+        try:
+            if isinstance(message, Request):
+                self._request_received(message, source, transport)
+            else:
+                self._response_received(message, source)
+        except RemoteProtocolError as exc:
+            exc.partial = exc.partial or (message if isinstance(message, Request) else None)
+            self.bad_input(exc, b"", source, transport)
+        except Exception:
+            # A bug of ours must cost one message, never the process (DESIGN: errors).
+            self.stats["internal_errors"] += 1
+            log.exception("internal error handling %r from %s:%d", message, *source)
+            if isinstance(message, Request) and message.method != "ACK":
+                error = RemoteProtocolError("internal error", status_hint=500,
+                                            reason="Server Internal Error", partial=message)
+                self.bad_input(error, b"", source, transport)
+
+    def _request_received(self, request: Request, source: Address,
+                          transport: SipTransport) -> None:
+        self.stats["requests_in"] += 1
+        via = request.top_via
+        # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
+        if via.wants_rport or via.host.strip("[]") != source[0]:
+            params = dict(via.params)
+            params["received"] = source[0]
+            if via.wants_rport:
+                params["rport"] = str(source[1])
+            request.replace_top_via(Via(via.transport, via.host, via.port, params))
+        key = server_key(request)
+        existing = self._server_txs.get(key)
+        if existing is not None:
+            self.stats["retransmissions_in"] += 1
+            self._run_server(existing, existing.tx.receive(request, self.now()))
+            return
+        if request.method == "ACK":
+            if self.handler is not None:
+                self.handler.ack_received(request, source, transport)
+            return
+        tx: ServerTransaction
+        if request.method == "INVITE":
+            tx = ServerInviteTransaction(request, reliable=transport.reliable,
+                                         timers=self.timers)
+        else:
+            tx = ServerNonInviteTransaction(request, reliable=transport.reliable,
+                                            timers=self.timers)
+        txn = ServerTxn(self, tx, transport, source)
+        self._server_txs[key] = txn
+        self._run_server(txn, tx.start(self.now()))
+
+    def _dispatch(self, txn: ServerTxn) -> None:
+        """A new request (its transaction just started) goes to the user agent."""
+        request = txn.request
+        if self.handler is None:
+            txn.reply(503, headers=[("Retry-After", "5")])
+        elif request.method == "CANCEL":
+            invite = self._server_txs.get(invite_key_for_cancel(request))
+            self.handler.cancel_received(txn, invite)
+        else:
+            self.handler.request_received(txn)
+
+    def _response_received(self, response: Response, source: Address) -> None:
+        self.stats["responses_in"] += 1
+        txn = self._client_txs.get(client_key(response))
+        if txn is None:
+            if self.handler is not None:
+                self.handler.stray_response(response, source)
+            return
+        self._run_client(txn, txn.tx.receive(response, self.now()))
+
+    # -- sending ----------------------------------------------------------------------
+    def via_for(self, transport: str) -> Via:
+        listener = self.listener(transport)
+        host, port = listener.advertised
+        return Via(listener.transport.name, host, port, {"branch": new_branch(), "rport": None})
+
+    def contact_uri(self, transport: str = "UDP", user: str | None = "siphon") -> str:
+        listener = self.listener(transport)
+        host, port = listener.advertised
+        userpart = f"{user}@" if user else ""
+        suffix = ";transport=tcp" if transport.upper() == "TCP" else ""
+        return f"sip:{userpart}{host}:{port}{suffix}"
+
+    def send_request(self, request: Request, destination: Address, *, transport: str = "UDP",
+                     on_response: Callable[[Response], None],
+                     on_timeout: Callable[[], None]) -> ClientTxn:
+        """Send ``request`` in a new client transaction; a Via with a new branch is added."""
+        listener = self.listener(transport)
+        if request.method != "CANCEL" or request.get("Via") is None:
+            request.prepend("Via", str(self.via_for(transport)))
+        tx: ClientTransaction
+        if request.method == "INVITE":
+            tx = ClientInviteTransaction(request, reliable=listener.transport.reliable,
+                                         timers=self.timers)
+        else:
+            tx = ClientNonInviteTransaction(request, reliable=listener.transport.reliable,
+                                            timers=self.timers)
+        txn = ClientTxn(tx, listener.transport, destination, on_response, on_timeout)
+        self._client_txs[client_key(request)] = txn
+        self.stats["requests_out"] += 1
+        self._run_client(txn, tx.start(self.now()))
+        return txn
+
+    def send_stateless(self, request: Request, destination: Address, *,
+                       transport: str = "UDP", new_via: bool = True) -> None:
+        """Send a request outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4)."""
+        listener = self.listener(transport)
+        if new_via:
+            request.prepend("Via", str(self.via_for(transport)))
+        listener.transport.send(request.to_bytes(), destination)
+
+    def send_response_stateless(self, response: Response, txn_like: ServerTxn) -> None:
+        """Retransmit a 2xx from the UA core (RFC 3261 §13.3.1.4); no transaction is involved."""
+        txn_like.transport.send(response.to_bytes(), txn_like.destination)
+
+    # -- running the transaction actions ---------------------------------------------
+    def _run_server(self, txn: ServerTxn, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                txn.transport.send(action.data, txn.destination)
+                self.stats["responses_out"] += 1
+            elif isinstance(action, StartTimer):
+                self._start_timer(txn, action, self._fire_server)
+            elif isinstance(action, StopTimer):
+                handle = txn.timers.pop(action.name, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(action, Deliver):
+                message = action.message
+                if not isinstance(message, Request):
+                    continue
+                if message.method != "ACK":
+                    self._dispatch(txn)
+                elif self.handler is not None:
+                    # ACK for a 2xx while the transaction is Accepted (RFC 6026 §7.1).
+                    self.handler.ack_received(message, txn.source, txn.transport)
+            elif isinstance(action, TimedOut | TransportFailed):
+                self.stats["server_timeouts"] += 1
+                if self.handler is not None:
+                    self.handler.server_timed_out(txn)
+            elif isinstance(action, Terminated):
+                self._forget_server(txn)
+
+    def _run_client(self, txn: ClientTxn, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                txn.transport.send(action.data, txn.destination)
+            elif isinstance(action, StartTimer):
+                self._start_timer(txn, action, self._fire_client)
+            elif isinstance(action, StopTimer):
+                handle = txn.timers.pop(action.name, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(action, Deliver):
+                if isinstance(action.message, Response):
+                    txn.on_response(action.message)
+            elif isinstance(action, TimedOut | TransportFailed):
+                self.stats["client_timeouts"] += 1
+                txn.on_timeout()
+            elif isinstance(action, Terminated):
+                for handle in txn.timers.values():
+                    handle.cancel()
+                txn.timers.clear()
+                key = client_key(txn.tx.request)
+                if self._client_txs.get(key) is txn:
+                    del self._client_txs[key]
+
+    def _start_timer(self, txn: ServerTxn | ClientTxn, action: StartTimer,
+                     fire: Callable[[ServerTxn | ClientTxn, TimerName], None]) -> None:
+        old = txn.timers.pop(action.name, None)
+        if old is not None:
+            old.cancel()
+        name = action.name
+        txn.timers[name] = self.timer_queue.call_at(action.deadline, lambda: fire(txn, name))
+
+    def _fire_server(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
+        assert isinstance(txn, ServerTxn)
+        txn.timers.pop(name, None)
+        self._run_server(txn, txn.tx.timer_fired(name, self.now()))
+
+    def _fire_client(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
+        assert isinstance(txn, ClientTxn)
+        txn.timers.pop(name, None)
+        self._run_client(txn, txn.tx.timer_fired(name, self.now()))
+
+    def _forget_server(self, txn: ServerTxn) -> None:
+        for handle in txn.timers.values():
+            handle.cancel()
+        txn.timers.clear()
+        key = server_key(txn.request)
+        if self._server_txs.get(key) is txn:
+            del self._server_txs[key]

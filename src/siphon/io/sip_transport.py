@@ -1,0 +1,258 @@
+"""UDP and TCP transports for SIP (RFC 3261 §18): bytes in, parsed messages out.
+
+Transports parse what they receive (datagram parser for UDP, stream framing for
+TCP) and hand messages to a ``MessageSink``. They never interpret SIP beyond
+framing. TCP connections are kept in one table keyed by the peer address, so a
+response goes back on the connection its request came in on and a later request
+to the same peer reuses it (RFC 3261 §18.2.2, §18.1.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from siphon.errors import RemoteProtocolError
+from siphon.sip.message import Request, Response
+from siphon.sip.parser import StreamParser, parse_datagram
+
+log = logging.getLogger("siphon.io.transport")
+
+Address = tuple[str, int]
+
+# Idle TCP connections are closed after this long (no SIP traffic, no pings).
+TCP_IDLE_TIMEOUT = 600.0
+# Bound on bytes queued for a connection that is still being opened.
+MAX_PENDING_CONNECT_BYTES = 1 << 20
+
+
+class MessageSink(Protocol):
+    def message_received(
+        self, message: Request | Response, source: Address, transport: SipTransport
+    ) -> None: ...
+
+    def bad_input(
+        self, error: RemoteProtocolError, data: bytes, source: Address, transport: SipTransport
+    ) -> None: ...
+
+    def keepalive_received(self, source: Address, transport: SipTransport) -> None: ...
+
+
+class SipTransport(Protocol):
+    name: str  # "UDP" / "TCP" as written in Via
+    reliable: bool
+
+    @property
+    def local_address(self) -> Address: ...
+
+    def send(self, data: bytes, destination: Address) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _normalize(addr: tuple[object, ...]) -> Address:
+    return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    name = "UDP"
+    reliable = False
+
+    def __init__(self, sink: MessageSink) -> None:
+        self._sink = sink
+        self._transport: asyncio.DatagramTransport | None = None
+        self._local: Address = ("0.0.0.0", 0)
+        self.send_errors = 0
+
+    @classmethod
+    async def listen(cls, sink: MessageSink, host: str, port: int) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(sink), local_addr=(host, port), reuse_port=False
+        )
+        return protocol
+
+    @property
+    def local_address(self) -> Address:
+        return self._local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's: trust the protocol contract.
+        self._transport = transport  # type: ignore[assignment]
+        self._local = _normalize(transport.get_extra_info("sockname"))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        source = _normalize(addr)
+        if not data.strip(b"\r\n\x00 "):
+            # CRLF keep-alives (and empty datagrams) are not messages.
+            self._sink.keepalive_received(source, self)
+            return
+        try:
+            message = parse_datagram(data)
+        except RemoteProtocolError as exc:
+            self._sink.bad_input(exc, data, source, self)
+            return
+        self._sink.message_received(message, source, self)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: the transaction layer retransmits or times out.
+        self.send_errors += 1
+
+    def send(self, data: bytes, destination: Address) -> None:
+        if self._transport is None or self._transport.is_closing():
+            self.send_errors += 1
+            return
+        self._transport.sendto(data, destination)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, owner: TcpTransport, peer: Address | None = None) -> None:
+        self._owner = owner
+        self._parser = StreamParser()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Address | None = peer
+        self.last_activity = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = _normalize(transport.get_extra_info("peername"))
+        self.last_activity = asyncio.get_running_loop().time()
+        self._owner._register(self)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.peer is not None
+        self.last_activity = asyncio.get_running_loop().time()
+        pings_before = self._parser.pings
+        try:
+            messages = self._parser.feed(data)
+        except RemoteProtocolError as exc:
+            # Framing is lost: answer if we can, then close (RFC 3261 §18.3).
+            self._owner.sink.bad_input(exc, data, self.peer, self._owner)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for _ in range(self._parser.pings - pings_before):
+            # RFC 5626 §4.4.1: answer a CRLFCRLF ping with a CRLF pong.
+            if self.transport is not None:
+                self.transport.write(b"\r\n")
+            self._owner.sink.keepalive_received(self.peer, self._owner)
+        for message in messages:
+            self._owner.sink.message_received(message, self.peer, self._owner)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._unregister(self)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.last_activity = asyncio.get_running_loop().time()
+            self.transport.write(data)
+
+
+class TcpTransport:
+    """A TCP listener plus every connection to or from peers, keyed by peer address."""
+
+    name = "TCP"
+    reliable = True
+
+    def __init__(self, sink: MessageSink) -> None:
+        self.sink = sink
+        self._server: asyncio.Server | None = None
+        self._local: Address = ("0.0.0.0", 0)
+        self._connections: dict[Address, _TcpConnection] = {}
+        self._connecting: dict[Address, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self.send_errors = 0
+        self.connections_opened = 0
+
+    @classmethod
+    async def listen(cls, sink: MessageSink, host: str, port: int) -> TcpTransport:
+        self = cls(sink)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _TcpConnection(self), host, port,
+                                                reuse_address=True)
+        sockname = self._server.sockets[0].getsockname()
+        self._local = _normalize(sockname)
+        self._idle_timer = loop.call_later(TCP_IDLE_TIMEOUT / 4, self._close_idle)
+        return self
+
+    @property
+    def local_address(self) -> Address:
+        return self._local
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def _register(self, conn: _TcpConnection) -> None:
+        assert conn.peer is not None
+        self._connections[conn.peer] = conn
+        self.connections_opened += 1
+
+    def _unregister(self, conn: _TcpConnection) -> None:
+        if conn.peer is not None and self._connections.get(conn.peer) is conn:
+            del self._connections[conn.peer]
+
+    def send(self, data: bytes, destination: Address) -> None:
+        conn = self._connections.get(destination)
+        if conn is not None:
+            conn.write(data)
+            return
+        pending = self._connecting.get(destination)
+        if pending is not None:
+            if sum(map(len, pending)) + len(data) > MAX_PENDING_CONNECT_BYTES:
+                self.send_errors += 1
+                return
+            pending.append(data)
+            return
+        self._connecting[destination] = [data]
+        task = asyncio.get_running_loop().create_task(
+            self._connect(destination), name=f"sip-tcp-connect-{destination[0]}:{destination[1]}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, destination: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _TcpConnection(self), destination[0],
+                                       destination[1]),
+                timeout=10.0,
+            )
+        except (OSError, TimeoutError) as exc:
+            log.info("TCP connect to %s:%d failed: %s", destination[0], destination[1], exc)
+            self.send_errors += len(self._connecting.pop(destination, []))
+            return
+        # Key the connection by the address we dialled, too (peername may differ in form).
+        self._connections[destination] = conn
+        for data in self._connecting.pop(destination, []):
+            conn.write(data)
+
+    def _close_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self._connections.values()):
+            if now - conn.last_activity > TCP_IDLE_TIMEOUT and conn.transport is not None:
+                conn.transport.close()
+        self._idle_timer = loop.call_later(TCP_IDLE_TIMEOUT / 4, self._close_idle)
+
+    def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in list(self._connections.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        self._connections.clear()
+        for task in self._tasks:
+            task.cancel()

@@ -1,0 +1,734 @@
+"""The SIP user agent core (RFC 3261 §8, §12-§15): what requests mean for calls.
+
+Server side: INVITE -> 100 -> (app) 180 -> 200 with the SDP answer, ACK, BYE,
+CANCEL -> 200 + 487, OPTIONS, re-INVITE (hold/resume), INFO (DTMF), and the
+rejections a standard UAS owes (405/481/483/420/415/488/501/503).
+Client side: INVITE with an SDP offer, provisional and final responses, ACK,
+BYE, CANCEL, and one retry with credentials on 401/407.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from siphon.errors import RemoteProtocolError, SiphonError
+from siphon.events import DtmfReceived, HoldChanged
+from siphon.io.call import CallFailed, CallState, SipCall
+from siphon.io.ports import MediaEndpoint, PortsExhausted, RtpPortAllocator
+from siphon.io.sip_stack import ClientTxn, ServerTxn, SipStack
+from siphon.io.sip_transport import Address, SipTransport
+from siphon.io.timer_queue import TimerHandle
+from siphon.sip.auth import AuthStatus, DigestClient, DigestServer
+from siphon.sip.dialog import Dialog, DialogId
+from siphon.sip.message import Request, Response, new_call_id, new_tag
+from siphon.sip.sdp import Direction, SdpSession, parse_sdp
+from siphon.sip.uri import NameAddr, SipUri, parse_name_addr, parse_uri
+
+log = logging.getLogger("siphon.sip.ua")
+
+# Methods we implement, in the order the Allow header lists them.
+ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY")
+ALLOW = ", ".join(ALLOWED_METHODS)
+# Methods other SIP RFCs define that we do not implement: 405, not 501 (RFC 3261 §8.2.1).
+KNOWN_METHODS = frozenset(
+    ALLOWED_METHODS + ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK", "REFER")
+)
+# Option tags we implement (RFC 3261 §8.2.2.3); anything else in Require gets 420.
+SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+_DTMF_DIGITS = "0123456789*#ABCD"
+
+
+@dataclass(frozen=True, slots=True)
+class UaConfig:
+    media_host: str = "127.0.0.1"
+    user_agent: str = "SIPHON/0.1"
+    # RFC 3261 §21.5.4: Retry-After sent with 503 when we are not taking calls.
+    retry_after: int = 30
+    auth: DigestServer | None = None
+
+
+class UserAgent:
+    def __init__(self, stack: SipStack, *, ports: RtpPortAllocator | None = None,
+                 config: UaConfig | None = None,
+                 on_call: Callable[[SipCall], None] | None = None) -> None:
+        self.stack = stack
+        self.config = config or UaConfig()
+        self.ports = ports or RtpPortAllocator(host=self.config.media_host)
+        self.on_call = on_call
+        self.accepting = True
+        self._calls: dict[DialogId, SipCall] = {}
+        self._invites: dict[ServerTxn, SipCall] = {}
+        self._retransmit: dict[SipCall, TimerHandle] = {}
+        self._sources: dict[SipCall, tuple[Address, SipTransport]] = {}
+        self.stats = stack.stats
+        stack.handler = self
+
+    # ---------------------------------------------------------------------------
+    # Incoming requests
+    # ---------------------------------------------------------------------------
+    def request_received(self, txn: ServerTxn) -> None:
+        request = txn.request
+        method = request.method
+        if method not in KNOWN_METHODS:
+            txn.reply(501, headers=[("Allow", ALLOW)])
+            return
+        max_forwards = request.max_forwards
+        if max_forwards is not None and max_forwards == 0:
+            txn.reply(483)
+            return
+        unsupported = [t for t in request.option_tags("Require") if t not in SUPPORTED_OPTIONS]
+        if unsupported:
+            txn.reply(420, headers=[("Unsupported", ", ".join(unsupported))])
+            return
+        if method not in ALLOWED_METHODS:
+            txn.reply(405, headers=[("Allow", ALLOW)])
+            return
+        if request.to_tag is not None:
+            self._in_dialog_request(txn)
+            return
+        if method == "OPTIONS":
+            self._answer_options(txn)
+        elif method == "INVITE":
+            self._new_invite(txn)
+        else:  # BYE, INFO, NOTIFY outside any dialog
+            txn.reply(481)
+
+    def _answer_options(self, txn: ServerTxn) -> None:
+        if not self.accepting:
+            # Lets a load balancer's OPTIONS probe take us out of rotation.
+            txn.reply(503, headers=[("Retry-After", str(self.config.retry_after))])
+            return
+        txn.reply(200, to_tag=new_tag(), headers=[
+            ("Allow", ALLOW),
+            ("Accept", "application/sdp"),
+            ("Accept-Encoding", "identity"),
+            ("Accept-Language", "en"),
+            ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+        ])
+
+    def _check_body(self, txn: ServerTxn) -> bool:
+        """415 for bodies we cannot read (RFC 3261 §8.2.3)."""
+        request = txn.request
+        encoding = request.get("Content-Encoding")
+        if encoding and encoding.strip().lower() not in ("identity", ""):
+            txn.reply(415, headers=[("Accept-Encoding", "identity")])
+            return False
+        if request.body and request.content_type != "application/sdp":
+            txn.reply(415, headers=[("Accept", "application/sdp")])
+            return False
+        return True
+
+    def _authenticate(self, txn: ServerTxn) -> bool:
+        auth = self.config.auth
+        if auth is None:
+            return True
+        request = txn.request
+        value = request.get("Authorization")
+        now = time.time()
+        if value is None:
+            self._challenge(txn, stale=False)
+            return False
+        result = auth.verify(value, method=request.method, uri=request.uri, now=now,
+                             body=request.body)
+        if result.status is AuthStatus.OK:
+            return True
+        if result.status is AuthStatus.MALFORMED:
+            txn.reply(400, "Bad Authorization header")
+            return False
+        self.stats["auth_failures"] += 1
+        self._challenge(txn, stale=result.status is AuthStatus.STALE)
+        return False
+
+    def _challenge(self, txn: ServerTxn, *, stale: bool) -> None:
+        assert self.config.auth is not None
+        headers = [("WWW-Authenticate", v)
+                   for v in self.config.auth.challenge(time.time(), stale=stale)]
+        txn.reply(401, to_tag=new_tag(), headers=headers)
+
+    def _new_invite(self, txn: ServerTxn) -> None:
+        request = txn.request
+        if not self.accepting or self.on_call is None:
+            txn.reply(503, headers=[("Retry-After", str(self.config.retry_after))])
+            return
+        if not self._check_body(txn) or not self._authenticate(txn):
+            return
+        if len(request.contacts) != 1 or request.contacts[0].wildcard:
+            txn.reply(400, "Missing or Bad Contact")
+            return
+        # RFC 3261 §8.2.6.1: 100 Trying at once stops the caller's INVITE retransmissions.
+        txn.reply(100)
+        call = SipCall(self, direction="inbound", call_id=request.call_id, local_tag=new_tag(),
+                       invite=request, media=MediaEndpoint(self.ports))
+        call.server_txn = txn
+        self._invites[txn] = call
+        self._sources[call] = (txn.source, txn.transport)
+        self.stats["calls_in"] += 1
+        self.on_call(call)
+
+    async def prepare_inbound(self, call: SipCall) -> bool:
+        """Open the media port and negotiate SDP; on failure answer the INVITE and say so."""
+        try:
+            port = await call.media_endpoint.open()
+        except PortsExhausted as exc:
+            log.warning("rejecting call %s: %s", call.call_id, exc)
+            self.reject(call, 503, headers=[("Retry-After", str(self.config.retry_after))])
+            return False
+        call.sdp = SdpSession(address=self.config.media_host, port=port)
+        offer_body = call.invite.body
+        if not offer_body:
+            return True  # delayed offer (RFC 3261 §13.2.1): we offer in the 200, ACK answers
+        try:
+            offer = parse_sdp(offer_body)
+            result = call.sdp.answer(offer)
+        except RemoteProtocolError as exc:
+            warning = '305 siphon "Incompatible media format"' if exc.status_hint == 488 else None
+            log.info("rejecting call %s with %d: %s", call.call_id, exc.status_hint, exc)
+            self.reject(call, exc.status_hint, exc.reason,
+                        headers=[("Warning", warning)] if warning else None)
+            return False
+        call.negotiated = result.media
+        return True
+
+    # -- inbound call control (called by SipCall) -----------------------------------------
+    def _dialog_headers(self, call: SipCall) -> list[tuple[str, str]]:
+        headers = [(name, value) for name, value in call.invite.iter_headers()
+                   if name.lower() == "record-route"]  # RFC 3261 §12.1.1
+        headers.append(("Contact", f"<{self._local_contact(call)}>"))
+        return headers
+
+    def _local_contact(self, call: SipCall) -> str:
+        transport = self._sources[call][1].name if call in self._sources else "UDP"
+        return self.stack.contact_uri(transport)
+
+    def ring(self, call: SipCall) -> None:
+        txn = call.server_txn
+        if txn is None or call.state is not CallState.INCOMING or txn.final_sent:
+            return
+        txn.reply(180, to_tag=call.local_tag, headers=self._dialog_headers(call))
+        call.state = CallState.RINGING
+
+    def answer(self, call: SipCall) -> None:
+        txn = call.server_txn
+        if txn is None or call.ended or txn.final_sent:
+            raise SiphonError(f"cannot answer {call!r}: it is not ringing")
+        assert call.sdp is not None, "prepare_inbound() opens the media first"
+        if call.negotiated is None and not call.invite.body:
+            # Delayed offer: we make the offer in the 200 OK.
+            body = call.sdp.create_offer().to_bytes()
+        else:
+            body = call.sdp.last_sent or b""
+        headers = [*self._dialog_headers(call), ("Allow", ALLOW),
+                   ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+                   ("Content-Type", "application/sdp")]
+        response = txn.reply(200, to_tag=call.local_tag, headers=headers, body=body)
+        call.final_response = response
+        call.dialog = Dialog.from_uas(call.invite, call.local_tag, self._local_contact(call))
+        self._calls[call.dialog.id] = call
+        self._invites.pop(txn, None)
+        call.state = CallState.ANSWERED
+        self.stats["calls_answered"] += 1
+        if not txn.transport.reliable:
+            self._schedule_2xx_retransmit(call, txn, response, self.stack.timers.t1, 0.0)
+        else:
+            self._schedule_ack_timeout(call)
+
+    def _schedule_2xx_retransmit(self, call: SipCall, txn: ServerTxn, response: Response,
+                                 interval: float, elapsed: float) -> None:
+        """RFC 3261 §13.3.1.4: resend the 2xx at T1, 2T1… (capped at T2) until the ACK."""
+        timers = self.stack.timers
+
+        def fire() -> None:
+            self._retransmit.pop(call, None)
+            if call.ended or call._acked.is_set():
+                return
+            total = elapsed + interval
+            if total >= 64 * timers.t1:
+                self._ack_never_came(call)
+                return
+            self.stack.send_response_stateless(response, txn)
+            self.stats["2xx_retransmissions"] += 1
+            self._schedule_2xx_retransmit(call, txn, response, min(2 * interval, timers.t2),
+                                          total)
+
+        self._retransmit[call] = self.stack.timer_queue.call_later(interval, fire)
+
+    def _schedule_ack_timeout(self, call: SipCall) -> None:
+        def fire() -> None:
+            self._retransmit.pop(call, None)
+            if not call.ended and not call._acked.is_set():
+                self._ack_never_came(call)
+
+        self._retransmit[call] = self.stack.timer_queue.call_later(
+            64 * self.stack.timers.t1, fire)
+
+    def _ack_never_came(self, call: SipCall) -> None:
+        # RFC 3261 §13.3.1.4: no ACK within 64*T1 -> confirm then end the dialog with BYE.
+        log.warning("call %s: no ACK for our 200 OK; sending BYE", call.call_id)
+        self.stats["ack_timeouts"] += 1
+        self._send_bye(call)
+        self.end(call, "ack timeout")
+
+    def reject(self, call: SipCall, status: int, reason: str | None = None,
+               headers: list[tuple[str, str]] | None = None) -> None:
+        txn = call.server_txn
+        if txn is None or txn.final_sent or call.ended:
+            return
+        if status < 300:
+            raise SiphonError(f"reject() takes a status >= 300, not {status}")
+        txn.reply(status, reason, to_tag=call.local_tag, headers=headers)
+        self._invites.pop(txn, None)
+        self.end(call, "rejected", status)
+
+    async def hangup(self, call: SipCall, reason: str) -> None:
+        if call.ended:
+            return
+        if call.direction == "inbound":
+            if call.state is CallState.ANSWERED:
+                self._send_bye(call)
+                self.end(call, reason)
+            else:
+                self.reject(call, 480)
+                call.end_reason = reason
+            return
+        if call.state is CallState.ANSWERED:
+            self._send_bye(call)
+            self.end(call, reason)
+        else:
+            await self._cancel_outbound(call, reason)
+
+    def end(self, call: SipCall, reason: str, status: int | None = None) -> None:
+        handle = self._retransmit.pop(call, None)
+        if handle is not None:
+            handle.cancel()
+        if call.dialog is not None:
+            call.dialog.terminate()
+            self._calls.pop(call.dialog.id, None)
+        if call.server_txn is not None:
+            self._invites.pop(call.server_txn, None)
+        self._sources.pop(call, None)
+        if call._mark_ended(reason, status):
+            self.stats["calls_ended"] += 1
+            log.info("call %s ended: %s", call.call_id, reason)
+
+    # -- in-dialog requests --------------------------------------------------------------
+    def _in_dialog_request(self, txn: ServerTxn) -> None:
+        request = txn.request
+        call = self._calls.get((request.call_id, request.to_tag or "", request.from_tag or ""))
+        if call is None or call.dialog is None:
+            txn.reply(481)
+            return
+        try:
+            call.dialog.receive_request(request)
+        except RemoteProtocolError as exc:
+            txn.reply(exc.status_hint, exc.reason)
+            return
+        method = request.method
+        if method == "BYE":
+            txn.reply(200)
+            self.end(call, "remote hangup")
+        elif method == "INVITE":
+            self._reinvite(call, txn)
+        elif method == "INFO":
+            self._info(call, txn)
+        else:  # OPTIONS, NOTIFY
+            txn.reply(200, headers=[("Allow", ALLOW)] if method == "OPTIONS" else None)
+
+    def _reinvite(self, call: SipCall, txn: ServerTxn) -> None:
+        request = txn.request
+        if not call._acked.is_set() and call.direction == "inbound":
+            # RFC 3261 §14.2: an INVITE while ours is still unconfirmed -> 500 + Retry-After.
+            txn.reply(500, "Previous INVITE Pending", headers=[("Retry-After", "1")])
+            return
+        if not self._check_body(txn):
+            return
+        was_on_hold = call.on_hold
+        if request.body:
+            try:
+                offer = parse_sdp(request.body)
+                assert call.sdp is not None
+                result = call.sdp.answer(offer)
+            except RemoteProtocolError as exc:
+                # RFC 3264 §8: a rejected re-offer leaves the session as it was.
+                txn.reply(exc.status_hint, exc.reason)
+                return
+            call.negotiated = result.media
+            direction = result.media.direction
+            call.on_hold = direction in (Direction.SENDONLY, Direction.INACTIVE) and (
+                not direction.receives)
+            body = result.answer.to_bytes()
+        else:
+            assert call.sdp is not None
+            # An INVITE without offer: we offer again, the ACK answers (RFC 3264 §5).
+            body = call.sdp.create_offer().to_bytes()
+            direction = call.negotiated.direction if call.negotiated else Direction.SENDRECV
+        assert call.dialog is not None
+        headers = [("Contact", f"<{call.dialog.local_contact}>"), ("Allow", ALLOW),
+                   ("Content-Type", "application/sdp")]
+        call._acked.clear()
+        response = txn.reply(200, headers=headers, body=body)
+        if not txn.transport.reliable:
+            self._schedule_2xx_retransmit(call, txn, response, self.stack.timers.t1, 0.0)
+        if call.on_hold != was_on_hold:
+            call.events.put_nowait(HoldChanged(call.on_hold, direction.value))
+            log.info("call %s %s", call.call_id, "on hold" if call.on_hold else "resumed")
+
+    def _info(self, call: SipCall, txn: ServerTxn) -> None:
+        request = txn.request
+        ctype = request.content_type
+        if ctype not in DTMF_INFO_TYPES:
+            txn.reply(415, headers=[("Accept", ", ".join(DTMF_INFO_TYPES))])
+            return
+        event = parse_dtmf_info(request.body, ctype)
+        if event is None:
+            txn.reply(400, "Bad DTMF Body")
+            return
+        txn.reply(200)
+        call.events.put_nowait(event)
+        self.stats["dtmf_info"] += 1
+
+    # -- ACK, CANCEL, strays -------------------------------------------------------------
+    def ack_received(self, ack: Request, source: Address, transport: SipTransport) -> None:
+        call = self._calls.get((ack.call_id, ack.to_tag or "", ack.from_tag or ""))
+        if call is None:
+            self.stats["stray_acks"] += 1
+            return
+        if call._acked.is_set():
+            return
+        handle = self._retransmit.pop(call, None)
+        if handle is not None:
+            handle.cancel()
+        if ack.body and call.sdp is not None and call.sdp.pending_offer is not None:
+            try:
+                answer = parse_sdp(ack.body)
+                call.negotiated = call.sdp.accept_answer(answer)
+            except RemoteProtocolError as exc:
+                # RFC 3261 §13.3.1.4 leaves no way to reject an ACK: end the call.
+                log.warning("call %s: unusable SDP answer in ACK (%s); hanging up",
+                            call.call_id, exc)
+                call._mark_acked()
+                self._send_bye(call)
+                self.end(call, "bad sdp in ack")
+                return
+        call._mark_acked()
+
+    def cancel_received(self, cancel: ServerTxn, invite: ServerTxn | None) -> None:
+        if invite is None:
+            cancel.reply(481)
+            return
+        cancel.reply(200)
+        call = self._invites.pop(invite, None)
+        if invite.final_sent:
+            return  # RFC 3261 §9.2: CANCEL after a final response has no effect
+        to_tag = call.local_tag if call is not None else new_tag()
+        invite.reply(487, to_tag=to_tag)
+        if call is not None:
+            self.end(call, "cancelled", 487)
+
+    def stray_response(self, response: Response, source: Address) -> None:
+        if response.is_success and response.cseq.method == "INVITE":
+            key = (response.call_id, response.from_tag or "", response.to_tag or "")
+            call = self._calls.get(key)
+            if call is not None and call.dialog is not None:
+                # A retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4).
+                self._send_ack(call, response.cseq.seq)
+                return
+        self.stats["stray_responses"] += 1
+
+    def server_timed_out(self, txn: ServerTxn) -> None:
+        call = self._invites.pop(txn, None)
+        if call is not None:
+            self.end(call, "no ack for final response")
+
+    # ---------------------------------------------------------------------------
+    # Outgoing calls
+    # ---------------------------------------------------------------------------
+    async def call(self, target: str, *, from_user: str = "siphon", transport: str = "UDP",
+                   credentials: tuple[str, str] | None = None, proxy: Address | None = None,
+                   headers: Sequence[tuple[str, str]] = (), timeout: float = 60.0) -> SipCall:
+        """Place a call; returns once answered, raises ``CallFailed`` otherwise."""
+        uri = parse_uri(target)
+        if not isinstance(uri, SipUri):
+            raise SiphonError(f"cannot dial {target!r}: only sip:/sips: URIs are routable here")
+        transport = (uri.transport or transport).upper()
+        destination = proxy or await resolve(uri.host, uri.port or 5060)
+        adv_host, adv_port = self.stack.listener(transport).advertised
+        media = MediaEndpoint(self.ports)
+        port = await media.open()
+        sdp = SdpSession(address=self.config.media_host, port=port)
+        offer = sdp.create_offer()
+        from_addr = NameAddr(SipUri(adv_host, from_user, port=adv_port), None,
+                             {"tag": new_tag()})
+        invite = Request("INVITE", target)
+        invite.add("Max-Forwards", "70")
+        invite.add("From", str(from_addr))
+        invite.add("To", f"<{target}>")
+        invite.add("Call-ID", new_call_id(adv_host))
+        invite.add("CSeq", "1 INVITE")
+        invite.add("Contact", f"<{self.stack.contact_uri(transport, from_user)}>")
+        invite.add("Allow", ALLOW)
+        invite.add("User-Agent", self.config.user_agent)
+        for name, value in headers:
+            invite.add(name, value)
+        invite.add("Content-Type", "application/sdp")
+        invite.body = offer.to_bytes()
+        call = SipCall(self, direction="outbound", call_id=invite.call_id,
+                       local_tag=from_addr.tag or "", invite=invite, media=media, sdp=sdp)
+        call.outbound = _Outbound(destination, transport)
+        self.stats["calls_out"] += 1
+        try:
+            await asyncio.wait_for(self._dial(call, credentials), timeout)
+        except TimeoutError:
+            await self._cancel_outbound(call, "timeout")
+            raise CallFailed(408, "no answer") from None
+        except CallFailed as exc:
+            self.end(call, f"failed: {exc.status} {exc.reason}", exc.status)
+            raise
+        except BaseException:
+            self.end(call, "aborted")
+            raise
+        return call
+
+    async def _dial(self, call: SipCall, credentials: tuple[str, str] | None) -> None:
+        out = call.outbound
+        assert isinstance(out, _Outbound)
+        digest = DigestClient(*credentials) if credentials else None
+        retried = False
+        while True:
+            out.responses = asyncio.Queue()
+            out.invite_txn = self.stack.send_request(
+                call.invite, out.destination, transport=out.transport,
+                on_response=out.responses.put_nowait,
+                on_timeout=lambda q=out.responses: q.put_nowait(None))
+            while True:
+                response = await out.responses.get()
+                if response is None:
+                    raise CallFailed(408, "Request Timeout")
+                if response.status < 200:
+                    if response.status > 100:
+                        call.state = CallState.RINGING
+                        out.provisional.set()
+                    continue
+                break
+            call.final_response = response
+            if response.is_success:
+                self._confirm_outbound(call, response)
+                # Later 2xx retransmissions still reach us through the transaction.
+                self._watch_retransmitted_2xx(call, out)
+                return
+            if response.status in (401, 407) and digest is not None and not retried:
+                header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+                creds = digest.answer_all(response.get_all(header), method="INVITE",
+                                          uri=call.invite.uri, body=call.invite.body,
+                                          header=header)
+                if creds:
+                    retried = True
+                    call.invite = self._next_invite(call.invite, [
+                        ("Authorization" if response.status == 401 else "Proxy-Authorization",
+                         c.to_header_value()) for c in creds])
+                    continue
+            raise CallFailed(response.status, response.reason)
+
+    def _watch_retransmitted_2xx(self, call: SipCall, out: _Outbound) -> None:
+        def on_response(response: Response) -> None:
+            # 2xx the client transaction delivers in its Accepted state (RFC 6026 §8.4):
+            # our ACK was lost, send it again.
+            if response.is_success and not call.ended and call.dialog is not None:
+                self._send_ack(call, response.cseq.seq)
+
+        assert out.invite_txn is not None
+        out.invite_txn.on_response = on_response
+
+    @staticmethod
+    def _next_invite(previous: Request, extra: list[tuple[str, str]]) -> Request:
+        """The same INVITE with CSeq + 1, no Via and fresh credentials (RFC 3261 §22.2)."""
+        invite = Request("INVITE", previous.uri, body=previous.body)
+        for name, value in previous.iter_headers():
+            lowered = name.lower()
+            if lowered in ("via", "authorization", "proxy-authorization", "content-length"):
+                continue
+            if lowered == "cseq":
+                value = f"{previous.cseq.seq + 1} INVITE"
+            invite.add(name, value)
+        for name, value in extra:
+            invite.add(name, value)
+        return invite
+
+    def _confirm_outbound(self, call: SipCall, response: Response) -> None:
+        dialog = Dialog.from_uac(call.invite, response)
+        call.dialog = dialog
+        self._calls[dialog.id] = call
+        if response.body and call.sdp is not None:
+            try:
+                call.negotiated = call.sdp.accept_answer(parse_sdp(response.body))
+            except RemoteProtocolError as exc:
+                self._send_ack(call, call.invite.cseq.seq)
+                self._send_bye(call)
+                raise CallFailed(488, f"unusable SDP answer: {exc}") from None
+        call.state = CallState.ANSWERED
+        call._mark_acked()
+        self._send_ack(call, call.invite.cseq.seq)
+
+    def _send_ack(self, call: SipCall, cseq: int) -> None:
+        assert call.dialog is not None
+        ack = call.dialog.create_ack(cseq)
+        destination, transport = self._in_dialog_destination(call)
+        self.stack.send_stateless(ack, destination, transport=transport)
+
+    async def _cancel_outbound(self, call: SipCall, reason: str) -> None:
+        out = call.outbound
+        if not isinstance(out, _Outbound) or out.invite_txn is None or call.ended:
+            self.end(call, reason)
+            return
+        # RFC 3261 §9.1: CANCEL only after a provisional response has arrived.
+        try:
+            await asyncio.wait_for(out.provisional.wait(), 64 * self.stack.timers.t1)
+        except TimeoutError:
+            self.end(call, reason)
+            return
+        invite = out.invite_txn.tx.request
+        cancel = Request("CANCEL", invite.uri)
+        cancel.add("Via", str(invite.top_via))  # same branch as the INVITE (§9.1)
+        for name in ("Route",):
+            for value in invite.get_all(name):
+                cancel.add(name, value)
+        cancel.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            cancel.add(name, invite.get(name) or "")
+        cancel.add("CSeq", f"{invite.cseq.seq} CANCEL")
+        self.stack.send_request(cancel, out.destination, transport=out.transport,
+                                on_response=lambda r: None, on_timeout=lambda: None)
+        self.end(call, reason, 487)
+
+    # -- in-dialog requests we send ------------------------------------------------------
+    def _in_dialog_destination(self, call: SipCall) -> tuple[Address, str]:
+        out = call.outbound
+        if isinstance(out, _Outbound):
+            return out.destination, out.transport
+        source, transport = self._sources.get(call, (None, None))
+        assert call.dialog is not None
+        if call.dialog.route_set:
+            first = parse_name_addr(call.dialog.route_set[0]).uri
+            if isinstance(first, SipUri) and _is_ip(first.host):
+                return (first.host.strip("[]"), first.port or 5060), (
+                    first.transport or "udp").upper()
+        if source is not None and transport is not None:
+            # Symmetric signalling: the peer that sent the INVITE (a trunk, a proxy, a
+            # NATed phone) is reachable where it came from (RFC 3581 spirit).
+            return source, transport.name
+        target = call.dialog.remote_target
+        if isinstance(target, SipUri) and _is_ip(target.host):
+            return (target.host.strip("[]"), target.port or 5060), (
+                target.transport or "udp").upper()
+        raise SiphonError(f"no route to the remote target of {call!r}")
+
+    def _send_bye(self, call: SipCall) -> None:
+        if call.dialog is None:
+            return
+        bye = call.dialog.create_request("BYE")
+        try:
+            destination, transport = self._in_dialog_destination(call)
+        except SiphonError as exc:
+            log.warning("cannot send BYE: %s", exc)
+            return
+        self.stack.send_request(bye, destination, transport=transport,
+                                on_response=lambda r: None, on_timeout=lambda: None)
+
+    async def send_info_dtmf(self, call: SipCall, digit: str, duration_ms: int = 160) -> None:
+        """Send one DTMF digit as SIP INFO application/dtmf-relay."""
+        if call.dialog is None or call.ended:
+            raise SiphonError("send_info_dtmf needs an answered call")
+        body = f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
+        request = call.dialog.create_request("INFO", body=body,
+                                             content_type="application/dtmf-relay")
+        destination, transport = self._in_dialog_destination(call)
+        done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
+        self.stack.send_request(
+            request, destination, transport=transport,
+            on_response=lambda r: done.done() or r.status < 200 or done.set_result(r),
+            on_timeout=lambda: done.done() or done.set_result(None))
+        response = await done
+        if response is None or not response.is_success:
+            raise CallFailed(response.status if response else 408,
+                             response.reason if response else "INFO timed out")
+
+    async def reinvite(self, call: SipCall, direction: Direction) -> Response:
+        """Send a re-INVITE changing our media direction (hold = sendonly, resume = sendrecv)."""
+        if call.dialog is None or call.ended:
+            raise SiphonError("reinvite needs an answered call")
+        assert call.sdp is not None
+        offer = call.sdp.create_offer(direction=direction)
+        request = call.dialog.create_request("INVITE", body=offer.to_bytes())
+        request.add("Allow", ALLOW)
+        destination, transport = self._in_dialog_destination(call)
+        queue: asyncio.Queue[Response | None] = asyncio.Queue()
+        self.stack.send_request(request, destination, transport=transport,
+                                on_response=queue.put_nowait,
+                                on_timeout=lambda: queue.put_nowait(None))
+        while True:
+            response = await queue.get()
+            if response is None:
+                raise CallFailed(408, "re-INVITE timed out")
+            if response.status >= 200:
+                break
+        if response.is_success:
+            call.dialog.receive_response(response)
+            if response.body and call.sdp is not None:
+                call.negotiated = call.sdp.accept_answer(parse_sdp(response.body))
+            ack = call.dialog.create_ack(request.cseq.seq)
+            self.stack.send_stateless(ack, destination, transport=transport)
+        return response
+
+
+class _Outbound:
+    """Client-side state of an outbound call's INVITE."""
+
+    __slots__ = ("destination", "invite_txn", "provisional", "responses", "transport")
+
+    def __init__(self, destination: Address, transport: str) -> None:
+        self.destination = destination
+        self.transport = transport
+        self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
+        self.invite_txn: ClientTxn | None = None
+        self.provisional = asyncio.Event()
+
+
+def parse_dtmf_info(body: bytes, content_type: str | None) -> DtmfReceived | None:
+    """Read a SIP INFO DTMF body: ``Signal=5`` / ``Duration=160`` or a bare digit."""
+    text = body.decode("utf-8", "replace").strip()
+    if content_type == "application/dtmf":
+        digit = text[:1].upper()
+        return DtmfReceived(digit, 250, "info") if digit and digit in _DTMF_DIGITS else None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("=")
+        fields[name.strip().lower()] = value.strip()
+    digit = fields.get("signal", "").upper()
+    if len(digit) != 1 or digit not in _DTMF_DIGITS:
+        return None
+    duration = fields.get("duration", "250")
+    return DtmfReceived(digit, int(duration) if duration.isdigit() else 250, "info")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+async def resolve(host: str, port: int) -> Address:
+    """An address for a host (no DNS SRV/NAPTR yet: RFC 3263 is a later issue)."""
+    if _is_ip(host):
+        return (host.strip("[]"), port)
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=2)  # SOCK_DGRAM
+    if not infos:
+        raise CallFailed(404, f"cannot resolve {host}")
+    return (str(infos[0][4][0]), port)

@@ -1,0 +1,386 @@
+"""SIP message model: ``Request`` and ``Response`` with ordered headers (RFC 3261 §7).
+
+Headers are kept as an ordered list of ``(name, value)`` text pairs, so unknown
+headers pass through verbatim. Typed views (``cseq``, ``vias``, ``from_addr``…) are
+parsed on first use and cached until a header changes. Names are matched
+case-insensitively and compact forms are expanded (``v`` is ``Via``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from siphon.errors import RemoteProtocolError
+from siphon.sip.headers import LIST_HEADERS, canonical_name, split_list
+from siphon.sip.uri import NameAddr, Uri, Via, parse_name_addr, parse_uri, parse_via
+
+SIP_VERSION = "SIP/2.0"
+# RFC 3261 §8.1.1.7: branch IDs of RFC 3261 compliant elements start with this cookie.
+BRANCH_MAGIC = "z9hG4bK"
+
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 204: "No Notification",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Moved Temporarily",
+    305: "Use Proxy", 380: "Alternative Service", 400: "Bad Request", 401: "Unauthorized",
+    402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 407: "Proxy Authentication Required", 408: "Request Timeout",
+    410: "Gone", 413: "Request Entity Too Large", 414: "Request-URI Too Long",
+    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    421: "Extension Required", 423: "Interval Too Brief", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
+    484: "Address Incomplete", 485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
+    500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Server Time-out", 505: "Version Not Supported",
+    513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
+    604: "Does Not Exist Anywhere", 606: "Not Acceptable",
+}
+
+
+def reason_phrase(status: int) -> str:
+    return REASON_PHRASES.get(status, "Unknown")
+
+
+def new_branch() -> str:
+    return BRANCH_MAGIC + secrets.token_hex(8)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_call_id(host: str = "") -> str:
+    token = secrets.token_hex(12)
+    return f"{token}@{host}" if host else token
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    seq: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
+
+
+def parse_cseq(value: str) -> CSeq:
+    number, _, method = value.strip().partition(" ")
+    method = method.strip()
+    # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer.
+    if not number.isascii() or not number.isdigit() or len(number) > 10 or not method:
+        raise RemoteProtocolError(f"bad CSeq {value!r}", reason="Bad CSeq")
+    seq = int(number)
+    if seq >= 2**32:
+        raise RemoteProtocolError(f"CSeq number out of range in {value!r}", reason="Bad CSeq")
+    return CSeq(seq, method)
+
+
+def _key(name: str) -> str:
+    return canonical_name(name).lower()
+
+
+class Message(ABC):
+    """Common part of requests and responses."""
+
+    __slots__ = ("_cache", "_headers", "body")
+
+    def __init__(
+        self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b""
+    ) -> None:
+        # Each entry: [lower-case key, name as written, value]
+        self._headers: list[list[str]] = []
+        self._cache: dict[str, Any] = {}
+        self.body = body
+        if headers:
+            for name, value in headers:
+                self.add(name, value)
+
+    # -- raw header access -------------------------------------------------------
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """All header lines in order, as ``(name, value)``."""
+        return [(h[1], h[2]) for h in self._headers]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = _key(name)
+        for h in self._headers:
+            if h[0] == key:
+                return h[2]
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of a header, comma lists split for list headers (RFC 3261 §7.3.1)."""
+        key = _key(name)
+        raw = [h[2] for h in self._headers if h[0] == key]
+        if key not in LIST_HEADERS:
+            return raw
+        out: list[str] = []
+        for value in raw:
+            out.extend(split_list(value))
+        return out
+
+    def count(self, name: str) -> int:
+        key = _key(name)
+        return sum(1 for h in self._headers if h[0] == key)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def add(self, name: str, value: str) -> None:
+        name = canonical_name(name)
+        self._headers.append([name.lower(), name, value])
+        self._cache.clear()
+
+    def prepend(self, name: str, value: str) -> None:
+        name = canonical_name(name)
+        self._headers.insert(0, [name.lower(), name, value])
+        self._cache.clear()
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every occurrence of ``name`` by one value, kept at the first position."""
+        key = _key(name)
+        for i, h in enumerate(self._headers):
+            if h[0] == key:
+                h[2] = value
+                self._headers[i + 1 :] = [x for x in self._headers[i + 1 :] if x[0] != key]
+                self._cache.clear()
+                return
+        self.add(name, value)
+
+    def remove(self, name: str) -> None:
+        key = _key(name)
+        self._headers = [h for h in self._headers if h[0] != key]
+        self._cache.clear()
+
+    def replace_top_via(self, via: Via) -> None:
+        """Rewrite the first Via value in place (received/rport, RFC 3261 §18.2.1)."""
+        for h in self._headers:
+            if h[0] == "via":
+                values = split_list(h[2])
+                values[0] = str(via)
+                h[2] = ", ".join(values)
+                self._cache.clear()
+                return
+        self.prepend("Via", str(via))
+
+    def iter_headers(self) -> Iterator[tuple[str, str]]:
+        for h in self._headers:
+            yield h[1], h[2]
+
+    # -- typed views ---------------------------------------------------------------
+    def _required(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
+        return value
+
+    @property
+    def call_id(self) -> str:
+        cached = self._cache.get("call-id")
+        if cached is None:
+            cached = self._cache["call-id"] = self._required("Call-ID").strip()
+        return str(cached)
+
+    @property
+    def cseq(self) -> CSeq:
+        cached = self._cache.get("cseq")
+        if cached is None:
+            cached = self._cache["cseq"] = parse_cseq(self._required("CSeq"))
+        assert isinstance(cached, CSeq)
+        return cached
+
+    @property
+    def from_addr(self) -> NameAddr:
+        cached = self._cache.get("from")
+        if cached is None:
+            cached = self._cache["from"] = parse_name_addr(self._required("From"))
+        assert isinstance(cached, NameAddr)
+        return cached
+
+    @property
+    def to_addr(self) -> NameAddr:
+        cached = self._cache.get("to")
+        if cached is None:
+            cached = self._cache["to"] = parse_name_addr(self._required("To"))
+        assert isinstance(cached, NameAddr)
+        return cached
+
+    @property
+    def from_tag(self) -> str | None:
+        return self.from_addr.tag
+
+    @property
+    def to_tag(self) -> str | None:
+        return self.to_addr.tag
+
+    @property
+    def vias(self) -> list[Via]:
+        cached = self._cache.get("via")
+        if cached is None:
+            cached = self._cache["via"] = [parse_via(v) for v in self.get_all("Via")]
+        assert isinstance(cached, list)
+        return cached
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.vias
+        if not vias:
+            raise RemoteProtocolError("missing Via header", reason="Missing Via")
+        return vias[0]
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        return [parse_name_addr(v) for v in self.get_all("Contact")]
+
+    @property
+    def record_routes(self) -> list[NameAddr]:
+        return [parse_name_addr(v) for v in self.get_all("Record-Route")]
+
+    @property
+    def routes(self) -> list[NameAddr]:
+        return [parse_name_addr(v) for v in self.get_all("Route")]
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.get("Max-Forwards")
+        if value is None:
+            return None
+        value = value.strip()
+        # RFC 3261 §20.22: 1*DIGIT; values above 255 are not meaningful.
+        if not value.isascii() or not value.isdigit() or len(value) > 3 or int(value) > 255:
+            raise RemoteProtocolError(f"bad Max-Forwards {value!r}", reason="Bad Max-Forwards")
+        return int(value)
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.get("Content-Type")
+        if value is None:
+            return None
+        return value.split(";", 1)[0].strip().lower()
+
+    def option_tags(self, name: str) -> list[str]:
+        """Option tags in Require / Supported / Proxy-Require / Unsupported (lower-cased)."""
+        return [v.strip().lower() for v in self.get_all(name) if v.strip()]
+
+    # -- serialization -----------------------------------------------------------------
+    @abstractmethod
+    def start_line(self) -> str:
+        """The request line or status line, without CRLF."""
+
+    def to_bytes(self) -> bytes:
+        """Wire form, with Content-Length always set to the body's length."""
+        lines = [self.start_line()]
+        length_written = False
+        body_length = str(len(self.body))
+        for key, name, value in self._headers:
+            if key == "content-length":
+                if length_written:
+                    continue
+                value = body_length
+                length_written = True
+            lines.append(f"{name}: {value}")
+        if not length_written:
+            lines.append(f"Content-Length: {body_length}")
+        lines.append("")
+        lines.append("")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
+
+
+class Request(Message):
+    __slots__ = ("method", "uri")
+
+    def __init__(
+        self,
+        method: str,
+        uri: str | Uri,
+        headers: Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = str(uri)
+
+    @property
+    def request_uri(self) -> Uri:
+        cached = self._cache.get("ruri")
+        if cached is None or cached[0] != self.uri:
+            cached = self._cache["ruri"] = (self.uri, parse_uri(self.uri))
+        return cached[1]  # type: ignore[no-any-return]
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {SIP_VERSION}"
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+    def make_response(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """Build a response per RFC 3261 §8.2.6.2: Via, From, To, Call-ID, CSeq copied.
+
+        ``to_tag`` is added to To when it has none (not on 100 Trying, §8.2.6.2).
+        Works on partial requests too (headers that are missing are not copied), so a
+        server can answer a malformed request with 400.
+        """
+        copied: list[tuple[str, str]] = []
+        for key, name, value in self._headers:
+            if key in ("via", "from", "call-id", "cseq"):
+                copied.append((name, value))
+            elif key == "to":
+                if to_tag and status != 100 and ";tag=" not in value.replace(" ", "").lower():
+                    value = f"{value};tag={to_tag}"
+                copied.append((name, value))
+            elif key == "timestamp" and status == 100:
+                copied.append((name, value))  # RFC 3261 §8.2.6.1
+        copied.extend(headers)
+        return Response(status, reason or reason_phrase(status), copied, body)
+
+
+class Response(Message):
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason if reason is not None else reason_phrase(status)
+
+    @property
+    def is_provisional(self) -> bool:
+        return self.status < 200
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def is_final(self) -> bool:
+        return self.status >= 200
+
+    def start_line(self) -> str:
+        return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+SipMessage = Request | Response

@@ -1,0 +1,408 @@
+"""Bytes -> ``Request`` / ``Response``: datagram parsing and stream framing (RFC 3261 §7, §18.3).
+
+On any input these functions return messages or raise ``RemoteProtocolError``; a
+fuzz test holds them to that. When the start line of a request could be read, the
+error carries the partial ``Request`` (``exc.partial``) with every well-formed header
+line of the message, so a server can still answer with ``exc.status_hint`` and
+``exc.reason`` and the right Via, From, To, Call-ID and CSeq.
+"""
+
+from __future__ import annotations
+
+import re
+
+from siphon.errors import RemoteProtocolError
+from siphon.sip.message import SIP_VERSION, Message, Request, Response
+from siphon.sip.uri import SipUri
+
+# --- limits -------------------------------------------------------------------------
+# A UDP datagram cannot carry more than 65,507 bytes of payload over IPv4; we accept
+# up to 64 KiB and reject bigger messages with 513 (RFC 3261 §18.1.1, §21.5.14).
+MAX_DATAGRAM_SIZE = 65_536
+# Streams (TCP/TLS) have no natural bound, so we impose the same one: a peer must not
+# make us buffer without end before a message is complete.
+MAX_STREAM_MESSAGE_SIZE = 65_536
+# Real messages carry 10-40 header fields; thousands mean an attack on our CPU.
+MAX_HEADER_COUNT = 256
+# The longest real lines are Identity/Authorization headers (a few KiB); 16 KiB
+# leaves room and still bounds the work per line.
+MAX_LINE_LENGTH = 16_384
+# A longer Request-URI is answered with 414 Request-URI Too Long (RFC 3261 §21.4.12).
+MAX_URI_LENGTH = 8_192
+
+_WSP = " \t"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
+# Control characters other than HTAB are not allowed in a Reason-Phrase (RFC 3261 §25.1).
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A NUL is allowed in a header only as a quoted-pair inside a quoted string (RFC 3261
+# §25.1, RFC 4475 §3.1.1.2); anywhere else it is refused.
+_BARE_NUL_RE = re.compile(r"(?<!\\)\x00")
+# Headers a message must carry exactly once (RFC 3261 §8.1.1, §20).
+_SINGLE_HEADERS = ("call-id", "cseq", "from", "to")
+_MANDATORY = (
+    ("via", "Via"),
+    ("call-id", "Call-ID"),
+    ("from", "From"),
+    ("to", "To"),
+    ("cseq", "CSeq"),
+)
+
+
+def _find_head_end(
+    data: bytes | bytearray, start: int = 0, end: int | None = None
+) -> tuple[int, int]:
+    """Index where the header block ends and where the body starts, or (-1, -1)."""
+    if end is None:
+        end = len(data)
+    idx = data.find(b"\r\n\r\n", start, end)
+    # Tolerate bare-LF line endings; only a "\n\n" *before* the first CRLFCRLF counts.
+    lf = data.find(b"\n\n", start, end if idx == -1 else idx + 1)
+    if lf != -1:
+        return lf, lf + 2
+    if idx != -1:
+        return idx, idx + 4
+    return -1, -1
+
+
+def _partial(message: Message) -> Request | None:
+    return message if isinstance(message, Request) else None
+
+
+def _parse_head(head: bytes) -> Message:
+    """Parse the start line and header fields (no body, no cross-header checks).
+
+    A malformed header line does not stop the parse at once: the remaining lines are
+    still read into the message, so the ``partial`` request carried by the error has
+    every well-formed header a response needs.
+    """
+    text = head.decode("utf-8", "surrogateescape")
+    if "\r\n" in text:
+        lines = text.split("\r\n")
+        breaks = len(lines) - 1
+        # Any CR or LF not part of a CRLF, or any NUL, sends us down the careful path.
+        suspicious = text.count("\r") != breaks or text.count("\n") != breaks
+    else:
+        lines = text.split("\n")
+        suspicious = "\r" in text
+    if not suspicious and "\x00" in text:
+        suspicious = True
+    message, error = _parse_start_line(lines[0])
+    header_lines = lines[1:]
+    if len(header_lines) > MAX_HEADER_COUNT:
+        if error is None:
+            error = RemoteProtocolError(
+                f"more than {MAX_HEADER_COUNT} header lines", reason="Too Many Headers"
+            )
+        del header_lines[MAX_HEADER_COUNT:]
+    current: str | None = None
+    for line in header_lines:
+        if line[:1] in (" ", "\t"):
+            # RFC 3261 §7.3.1: a line starting with white space continues the previous
+            # one, and the fold counts as a single SP. The fold may come anywhere, even
+            # between the header name and its colon (RFC 4475 §3.1.1.1).
+            if current is None:
+                if error is None:
+                    error = RemoteProtocolError(
+                        "continuation line before any header", reason="Bad Header Folding"
+                    )
+                continue
+            current = current + " " + line.strip(_WSP)
+            continue
+        if current is not None:
+            problem = _add_header(message, current, suspicious)
+            if error is None:
+                error = problem
+        current = line
+    if current is not None:
+        problem = _add_header(message, current, suspicious)
+        if error is None:
+            error = problem
+    if error is not None:
+        error.partial = _partial(message)
+        raise error
+    return message
+
+
+def _add_header(message: Message, line: str, suspicious: bool) -> RemoteProtocolError | None:
+    """Add one unfolded header line; return the problem instead of raising it."""
+    if suspicious and ("\r" in line or "\n" in line or _BARE_NUL_RE.search(line)):
+        return RemoteProtocolError("stray CR, LF or NUL in a header line", reason="Bad Header Line")
+    name, colon, value = line.partition(":")
+    name = name.rstrip(_WSP)
+    if not colon or not _TOKEN_RE.fullmatch(name):
+        return RemoteProtocolError(
+            f"malformed header line {line[:40]!r}", reason="Malformed Header Line"
+        )
+    value = value.strip(_WSP)
+    if len(value) > MAX_LINE_LENGTH:
+        return RemoteProtocolError(f"{name} header too long", reason="Header Too Long")
+    message.add(name, value)
+    return None
+
+
+def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
+    """The message the start line begins, and an error to raise once the headers are read.
+
+    A start line that cannot be read at all raises at once (there is nothing to
+    answer); a request line whose method and version can be read gives a partial
+    request, so its error is returned for ``_parse_head`` to raise with the headers.
+    """
+    if line.startswith("SIP/"):
+        parts = line.split(" ", 2)
+        if len(parts) < 2 or parts[0].upper() != SIP_VERSION or not _STATUS_RE.fullmatch(parts[1]):
+            raise RemoteProtocolError(f"bad status line {line[:60]!r}", reason="Bad Status Line")
+        reason = parts[2] if len(parts) == 3 else ""
+        if _CTL_RE.search(reason):
+            raise RemoteProtocolError(
+                "control character in the reason phrase", reason="Bad Status Line"
+            )
+        if len(line) > MAX_LINE_LENGTH:
+            raise RemoteProtocolError("status line too long", reason="Start Line Too Long")
+        return Response(int(parts[1]), reason), None
+    parts = line.split(" ")
+    if len(parts) == 3:
+        method, uri, version = parts
+        if _TOKEN_RE.fullmatch(method) and uri and version.upper() == SIP_VERSION:
+            request = Request(method, uri)
+            if len(uri) > MAX_URI_LENGTH:
+                return request, RemoteProtocolError(
+                    f"Request-URI of {len(uri)} characters", status_hint=414
+                )
+            if len(line) > MAX_LINE_LENGTH:
+                return request, RemoteProtocolError(
+                    "request line too long", reason="Start Line Too Long"
+                )
+            return request, None
+    # The slow path: say what is wrong, with a partial request when we can.
+    words = line.split(" ")
+    words = [word for word in words if word]
+    method = words[0] if words else ""
+    version = words[-1] if len(words) >= 3 else ""
+    if not _TOKEN_RE.fullmatch(method) or not version.upper().startswith("SIP/"):
+        raise RemoteProtocolError(f"bad request line {line[:60]!r}", reason="Bad Request Line")
+    request = Request(method, " ".join(words[1:-1]))
+    if version.upper() != SIP_VERSION:
+        return request, RemoteProtocolError(
+            f"unsupported SIP version {version[:20]!r}", status_hint=505
+        )
+    # RFC 3261 §7.1: exactly one SP between the elements; an unescaped space inside the
+    # Request-URI is a malformed request (RFC 4475 §3.1.2.8, §3.1.2.9).
+    return request, RemoteProtocolError(
+        f"bad request line {line[:60]!r}: spaces in or around the Request-URI",
+        reason="Bad Request Line",
+    )
+
+
+def _max_forwards_ok(value: str) -> bool:
+    """RFC 3261 §20.22: 1*DIGIT, 0-255 (§8.1.1.6); leading zeros allowed (RFC 4475 §3.1.1.1)."""
+    value = value.strip()
+    if not value.isascii() or not value.isdigit():
+        return False
+    digits = value.lstrip("0")
+    return len(digits) <= 3 and int(digits or "0") <= 255
+
+
+def _validate(message: Message) -> None:
+    """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2)."""
+    partial = _partial(message)
+    counts: dict[str, int] = {}
+    for key, _name, _value in message._headers:
+        counts[key] = counts.get(key, 0) + 1
+    for key, name in _MANDATORY:
+        if key not in counts:
+            raise RemoteProtocolError(
+                f"missing {name} header", reason=f"Missing {name}", partial=partial
+            )
+    for key in _SINGLE_HEADERS:
+        if counts[key] > 1:
+            raise RemoteProtocolError(
+                f"more than one {key} header", reason="Duplicate Header", partial=partial
+            )
+    if counts.get("content-length", 0) > 1:
+        raise RemoteProtocolError(
+            "more than one Content-Length", reason="Duplicate Header", partial=partial
+        )
+    try:
+        if not message.call_id:
+            raise RemoteProtocolError("empty Call-ID", reason="Bad Call-ID")
+        cseq = message.cseq
+        message.top_via  # noqa: B018 - parse for validation
+        message.from_addr  # noqa: B018
+        message.to_addr  # noqa: B018
+        if isinstance(message, Request):
+            if cseq.method != message.method:
+                raise RemoteProtocolError(
+                    f"CSeq method {cseq.method} does not match {message.method}",
+                    reason="CSeq Method Mismatch",
+                )
+            if counts.get("max-forwards", 0) > 1:
+                raise RemoteProtocolError("more than one Max-Forwards", reason="Duplicate Header")
+            max_forwards = message.get("Max-Forwards")
+            if max_forwards is not None and not _max_forwards_ok(max_forwards):
+                raise RemoteProtocolError(
+                    f"bad Max-Forwards {max_forwards[:20]!r}", reason="Bad Max-Forwards"
+                )
+            ruri = message.request_uri
+            if ruri.scheme not in ("sip", "sips", "tel"):
+                raise RemoteProtocolError(
+                    f"unsupported URI scheme {ruri.scheme[:20]!r}", status_hint=416
+                )
+            if isinstance(ruri, SipUri) and ruri.headers:
+                # RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI
+                # (RFC 4475 §3.1.2.11).
+                raise RemoteProtocolError(
+                    "header fields in the Request-URI", reason="Bad Request-URI"
+                )
+    except RemoteProtocolError as exc:
+        exc.partial = partial
+        raise
+
+
+def _content_length(message: Message) -> int | None:
+    value = message.get("Content-Length")
+    if value is None:
+        return None
+    value = value.strip()
+    digits = value.lstrip("0")
+    if not value.isascii() or not value.isdigit() or len(digits) > 9:
+        raise RemoteProtocolError(
+            f"bad Content-Length {value[:20]!r}",
+            reason="Bad Content-Length",
+            partial=_partial(message),
+        )
+    return int(digits or "0")
+
+
+def parse_datagram(data: bytes) -> Request | Response:
+    """Parse one SIP message carried in a UDP datagram (RFC 3261 §18.3)."""
+    if len(data) > MAX_DATAGRAM_SIZE:
+        raise RemoteProtocolError(
+            f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_SIZE}", status_hint=513
+        )
+    offset = 0
+    # RFC 3261 §7.5: ignore CRLFs before the start line.
+    while data.startswith(b"\r\n", offset) or data.startswith(b"\n", offset):
+        offset += 2 if data.startswith(b"\r\n", offset) else 1
+    if offset >= len(data):
+        raise RemoteProtocolError("empty message")
+    head_end, body_start = _find_head_end(data, offset)
+    if head_end == -1:
+        message = _parse_head(data[offset:].rstrip(b"\r\n"))
+        raise RemoteProtocolError(
+            "no empty line after the headers",
+            reason="Missing Header End",
+            partial=_partial(message),
+        )
+    message = _parse_head(data[offset:head_end])
+    length = _content_length(message)
+    available = len(data) - body_start
+    if length is None:
+        message.body = data[body_start:]
+    elif length > available:
+        raise RemoteProtocolError(
+            f"Content-Length {length} exceeds the {available} body bytes received",
+            reason="Bad Content-Length",
+            partial=_partial(message),
+        )
+    else:
+        # RFC 3261 §18.3: bytes beyond Content-Length in a datagram are discarded.
+        message.body = data[body_start : body_start + length]
+    _validate(message)
+    return message  # type: ignore[return-value]
+
+
+class StreamParser:
+    """Frames SIP messages on a byte stream (TCP/TLS) by Content-Length (RFC 3261 §18.3).
+
+    ``feed()`` takes any chunk and returns the messages it completes: several
+    messages in one chunk and one message split over many chunks both work. After a
+    ``RemoteProtocolError`` framing is lost and the connection should be closed.
+    Keep-alive pings (a CRLFCRLF outside a message, RFC 5626 §4.4.1) are counted in
+    ``pings``, also when a ping is split over several reads; the transport answers
+    each with a single CRLF pong.
+    """
+
+    __slots__ = ("_buffer", "_crlf_tail", "_pending", "_scanned", "pings")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._pending: tuple[Message, int] | None = None  # head parsed, waiting for body
+        self._scanned = 0  # bytes of the buffer already searched for the header end
+        self._crlf_tail = b""  # CR/LF bytes after the last ping, not yet a ping
+        self.pings = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Request | Response]:
+        self._buffer += data
+        out: list[Request | Response] = []
+        while True:
+            message = self._next()
+            if message is None:
+                break
+            out.append(message)
+        return out
+
+    def _skip_crlf(self, buf: bytearray) -> None:
+        """Drop CR/LF bytes between messages, counting the CRLFCRLF pings among them."""
+        skip = 0
+        n = len(buf)
+        while skip < n and buf[skip] in (13, 10):
+            skip += 1
+        if not skip:
+            self._crlf_tail = b""
+            return
+        run = self._crlf_tail + bytes(buf[:skip])
+        del buf[:skip]
+        count = run.count(b"\r\n\r\n")
+        if count:
+            self.pings += count
+            run = run[run.rfind(b"\r\n\r\n") + 4 :]
+        self._crlf_tail = run[-3:]
+        if buf:
+            self._crlf_tail = b""  # a message starts: what was left is no ping
+
+    def _next(self) -> Request | Response | None:
+        buf = self._buffer
+        if self._pending is None:
+            if self._scanned == 0:
+                self._skip_crlf(buf)
+            if not buf:
+                return None
+            start = max(0, self._scanned - 3)
+            head_end, body_start = _find_head_end(buf, start, MAX_STREAM_MESSAGE_SIZE + 4)
+            if head_end == -1:
+                self._scanned = len(buf)
+                if len(buf) > MAX_STREAM_MESSAGE_SIZE:
+                    raise RemoteProtocolError(
+                        "header block exceeds the size limit", status_hint=513
+                    )
+                return None
+            self._scanned = 0
+            message = _parse_head(bytes(buf[:head_end]))
+            length = _content_length(message)
+            if length is None:
+                raise RemoteProtocolError(
+                    "Content-Length is mandatory on stream transports",
+                    reason="Missing Content-Length",
+                    partial=_partial(message),
+                )
+            if body_start + length > MAX_STREAM_MESSAGE_SIZE:
+                raise RemoteProtocolError(
+                    "message exceeds the size limit",
+                    status_hint=513,
+                    partial=_partial(message),
+                )
+            del buf[:body_start]
+            self._pending = (message, length)
+        message, length = self._pending
+        if len(buf) < length:
+            return None
+        message.body = bytes(buf[:length])
+        del buf[:length]
+        self._pending = None
+        _validate(message)
+        return message  # type: ignore[return-value]

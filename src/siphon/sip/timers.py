@@ -1,0 +1,136 @@
+"""SIP transaction timer values (RFC 3261 §17 and Table 4 of Appendix A, RFC 6026 for L and M).
+
+One ``SipTimers`` value holds the three base constants and derives every named timer
+from them, so changing T1 (for a slow satellite link, or a fast test) moves all of
+them together:
+
+======  ============================  =====================  ============
+Timer   Purpose                       Unreliable (UDP)       Reliable
+======  ============================  =====================  ============
+A       INVITE retransmit (doubles)   T1 initially           not started
+B       INVITE transaction timeout    64*T1                  64*T1
+D       wait for response retransmit  max(32 s, 64*T1)       0
+E       non-INVITE retransmit         T1, doubling to T2     not started
+F       non-INVITE timeout            64*T1                  64*T1
+G       INVITE response retransmit    T1, doubling to T2     not started
+H       wait for ACK receipt          64*T1                  64*T1
+I       wait for ACK retransmits      T4                     0
+J       wait for request retransmit   64*T1                  0
+K       wait for response retransmit  T4                     0
+L       Accepted: wait for INVITE     64*T1                  64*T1
+        retransmits (RFC 6026)
+M       Accepted: wait for 2xx        64*T1                  64*T1
+        retransmits (RFC 6026)
+======  ============================  =====================  ============
+
+Timer D must be *at least* 32 s on unreliable transports (§17.1.1.2); it also never
+drops below 64*T1, the time a server may keep retransmitting its final response.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["RETRANSMISSION_TIMERS", "SipTimers", "TimerName"]
+
+
+class TimerName(Enum):
+    """The named timers of RFC 3261 §17 (A-K) and RFC 6026 (L, M)."""
+
+    A = "A"
+    B = "B"
+    D = "D"
+    E = "E"
+    F = "F"
+    G = "G"
+    H = "H"
+    I = "I"  # noqa: E741 - the RFC's name
+    J = "J"
+    K = "K"
+    L = "L"
+    M = "M"
+
+
+# Timers that only retransmit: never started on reliable transports (§17.1.1.2,
+# §17.1.2.2, §17.2.1).
+RETRANSMISSION_TIMERS = frozenset({TimerName.A, TimerName.E, TimerName.G})
+
+# RFC 3261 §17.1.1.2: Timer D is at least 32 s on unreliable transports.
+_TIMER_D_MINIMUM = 32.0
+
+
+def _check(name: str, value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(
+            f"SipTimers.{name} must be a number of seconds (RFC 3261 default {default}), "
+            f"got {value!r}"
+        )
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(
+            f"SipTimers.{name} must be a positive, finite number of seconds "
+            f"(RFC 3261 default {default}), got {value!r}"
+        )
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class SipTimers:
+    """The base timer constants (RFC 3261 §17.1.1.1, Table 4), in seconds.
+
+    ``t1`` estimates the round-trip time, ``t2`` caps the retransmit interval of
+    non-INVITE requests and INVITE responses, ``t4`` is how long a message may live
+    in the network. Raises ``ValueError`` unless ``t1 > 0``, ``t2 >= t1`` and ``t4 > 0``.
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    def __post_init__(self) -> None:
+        t1 = _check("t1", self.t1, 0.5)
+        t2 = _check("t2", self.t2, 4.0)
+        _check("t4", self.t4, 5.0)
+        if t2 < t1:
+            raise ValueError(
+                f"SipTimers.t2 ({self.t2}) must be >= t1 ({self.t1}): raise t2 or lower t1"
+            )
+
+    @property
+    def transaction_timeout(self) -> float:
+        """64*T1: Timers B, F, H, J (unreliable), L and M."""
+        return 64 * self.t1
+
+    def for_timer(self, name: TimerName | str, reliable: bool) -> float:
+        """The initial duration of timer ``name`` (``TimerName`` or its letter).
+
+        Returns 0 for timers that fire at once on reliable transports (D, I, J, K).
+        For A, E and G it returns the first retransmit interval (T1); transactions do
+        not start those on reliable transports at all (see ``RETRANSMISSION_TIMERS``).
+        """
+        timer = name if isinstance(name, TimerName) else TimerName(name.upper())
+        if timer in RETRANSMISSION_TIMERS:
+            return self.t1
+        if timer is TimerName.D:
+            return 0.0 if reliable else max(_TIMER_D_MINIMUM, self.transaction_timeout)
+        if timer in (TimerName.I, TimerName.K):
+            return 0.0 if reliable else self.t4
+        if timer is TimerName.J:
+            return 0.0 if reliable else self.transaction_timeout
+        # B, F, H, L, M
+        return self.transaction_timeout
+
+    def backoff(self, name: TimerName | str, previous: float) -> float:
+        """The next interval of a retransmission timer after one that lasted ``previous``.
+
+        Timer A doubles without bound (§17.1.1.2); E and G double up to T2
+        (§17.1.2.2, §17.2.1).
+        """
+        timer = name if isinstance(name, TimerName) else TimerName(name.upper())
+        if timer is TimerName.A:
+            return 2 * previous
+        if timer in (TimerName.E, TimerName.G):
+            return min(2 * previous, self.t2)
+        raise ValueError(f"timer {timer.value} does not back off; only A, E and G do")

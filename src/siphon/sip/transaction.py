@@ -1,0 +1,869 @@
+"""SIP transactions (RFC 3261 §17, updated by RFC 6026), sans-IO.
+
+Each of the four transaction kinds is a transition table, written as data next to
+the figure it transcribes:
+
+* ``CLIENT_INVITE_TABLE``      RFC 3261 Figure 5 as updated by RFC 6026 Figure 3
+* ``CLIENT_NON_INVITE_TABLE``  RFC 3261 Figure 6
+* ``SERVER_INVITE_TABLE``      RFC 3261 Figure 7 as updated by RFC 6026 Figure 7 and §7.1
+* ``SERVER_NON_INVITE_TABLE``  RFC 3261 Figure 8
+
+A row maps ``(state, Input)`` to a ``Transition(next_state, steps)``; each class
+interprets its ``Step`` values with one small ``_step`` method. An input with no row
+in the current state is handled by one explicit rule (``_feed``): inputs from the
+network and from timers are *absorbed* (``[]``, state unchanged), while inputs from
+our own caller (``start``, ``send_response``) raise ``LocalProtocolError`` naming the
+state, because they are bugs in the caller.
+
+Nothing here reads a clock or touches a socket: every method takes ``now`` (seconds on
+any monotonic scale) and returns a list of ``Action`` values for the driver to carry
+out in order. ``StartTimer`` deadlines are absolute (``now + delay``); restarting a
+timer replaces its deadline. ``timer_fired`` for a timer that is not running (stopped,
+never started, or whose deadline was replaced by a later one) returns ``[]``, so a
+driver that never cancels timers stays correct. After ``Terminated()`` the driver
+forgets the transaction and every timer it started.
+
+Timers that last 0 s (D, I, J, K on reliable transports) are not scheduled: the
+transaction fires them at once, inside the same call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Generic, TypeVar
+
+from siphon.errors import LocalProtocolError
+from siphon.sip.message import BRANCH_MAGIC, Request, Response
+from siphon.sip.timers import RETRANSMISSION_TIMERS, SipTimers, TimerName
+from siphon.sip.uri import Via
+
+__all__ = [
+    "CLIENT_INVITE_TABLE",
+    "CLIENT_NON_INVITE_TABLE",
+    "LOCAL_INPUTS",
+    "SERVER_INVITE_TABLE",
+    "SERVER_NON_INVITE_TABLE",
+    "Action",
+    "ClientInviteState",
+    "ClientInviteTransaction",
+    "ClientNonInviteState",
+    "ClientNonInviteTransaction",
+    "Deliver",
+    "Input",
+    "Send",
+    "ServerInviteState",
+    "ServerInviteTransaction",
+    "ServerNonInviteState",
+    "ServerNonInviteTransaction",
+    "SipTimers",
+    "StartTimer",
+    "Step",
+    "StopTimer",
+    "Terminated",
+    "TimedOut",
+    "TimerName",
+    "TransactionKey",
+    "Transition",
+    "TransportFailed",
+    "ack_for_non_2xx",
+    "client_key",
+    "invite_key_for_cancel",
+    "server_key",
+]
+
+
+# --- actions ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Put ``data`` (the wire form of ``message``) on the transport.
+
+    Client transactions send to the destination their driver chose; server
+    transactions answer per the top Via of the request (RFC 3261 §18.2.2).
+    """
+
+    data: bytes
+    message: Request | Response
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """(Re)start timer ``name`` to fire at the absolute time ``deadline``."""
+
+    name: TimerName
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopTimer:
+    """Timer ``name`` no longer matters; cancelling it is optional."""
+
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Pass ``message`` up to the Transaction User."""
+
+    message: Request | Response
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut:
+    """Timer B, F or H fired: the transaction failed; the TU treats it as a 408."""
+
+    name: TimerName
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailed:
+    """The transport reported a fatal error for this transaction; inform the TU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Terminated:
+    """The transaction is over: the driver forgets it and all its timers."""
+
+
+Action = Send | StartTimer | StopTimer | Deliver | TimedOut | TransportFailed | Terminated
+
+
+# --- table vocabulary -------------------------------------------------------------------
+class Input(Enum):
+    """What can happen to a transaction."""
+
+    START = "start"  # the TU created the transaction (client) / the request arrived (server)
+    RECV_1XX = "recv 1xx"
+    RECV_2XX = "recv 2xx"  # INVITE only
+    RECV_3XX_6XX = "recv 300-699"  # INVITE only
+    RECV_FINAL = "recv 200-699"  # non-INVITE: 2xx and failures are handled alike
+    RECV_RETRANSMISSION = "recv request retransmission"
+    RECV_ACK = "recv ACK"
+    SEND_1XX = "TU sends 1xx"
+    SEND_2XX = "TU sends 2xx"  # INVITE only
+    SEND_3XX_6XX = "TU sends 300-699"  # INVITE only
+    SEND_FINAL = "TU sends 200-699"  # non-INVITE
+    TIMER_A = "Timer A"
+    TIMER_B = "Timer B"
+    TIMER_D = "Timer D"
+    TIMER_E = "Timer E"
+    TIMER_F = "Timer F"
+    TIMER_G = "Timer G"
+    TIMER_H = "Timer H"
+    TIMER_I = "Timer I"
+    TIMER_J = "Timer J"
+    TIMER_K = "Timer K"
+    TIMER_L = "Timer L"
+    TIMER_M = "Timer M"
+    TRANSPORT_ERROR = "transport error"
+
+
+# Inputs that come from our own caller: with no row they raise instead of being absorbed.
+LOCAL_INPUTS = frozenset(
+    {Input.START, Input.SEND_1XX, Input.SEND_2XX, Input.SEND_3XX_6XX, Input.SEND_FINAL}
+)
+
+_TIMER_INPUT: dict[TimerName, Input] = {name: Input[f"TIMER_{name.value}"] for name in TimerName}
+_INPUT_TIMER: dict[Input, TimerName] = {inp: name for name, inp in _TIMER_INPUT.items()}
+
+
+class Step(Enum):
+    """The small actions a transition is made of."""
+
+    SEND_REQUEST = "send (or retransmit) the request"
+    SEND_ACK = "build and send the ACK for a 300-699 response (§17.1.1.3)"
+    SEND_TRYING = "send 100 Trying (§17.2.1), unless disabled"
+    SEND_RESPONSE = "send the TU's response and remember it"
+    RESEND_LAST_RESPONSE = "resend the last response sent, if any"
+    DELIVER = "pass the message to the TU"
+    REPORT_TIMEOUT = "tell the TU the transaction timed out"
+    REPORT_TRANSPORT_ERROR = "tell the TU the transport failed"
+    TERMINATE = "tell the driver to forget the transaction"
+    # Start a timer at its initial value. A, E and G: unreliable transports only.
+    START_A = "start Timer A"
+    START_B = "start Timer B"
+    START_D = "start Timer D"
+    START_E = "start Timer E"
+    START_F = "start Timer F"
+    START_G = "start Timer G"
+    START_H = "start Timer H"
+    START_I = "start Timer I"
+    START_J = "start Timer J"
+    START_K = "start Timer K"
+    START_L = "start Timer L"
+    START_M = "start Timer M"
+    # Restart a retransmission timer with a longer interval (SipTimers.backoff).
+    BACKOFF_A = "restart Timer A, doubled"
+    BACKOFF_E = "restart Timer E, doubled up to T2"
+    BACKOFF_G = "restart Timer G, doubled up to T2"
+    RESTART_E_AT_T2 = "restart Timer E at T2"
+    STOP_A = "stop Timer A"
+    STOP_B = "stop Timer B"
+    STOP_E = "stop Timer E"
+    STOP_F = "stop Timer F"
+    STOP_G = "stop Timer G"
+    STOP_H = "stop Timer H"
+
+
+_START_STEPS: dict[Step, TimerName] = {Step[f"START_{t.value}"]: t for t in TimerName}
+_BACKOFF_STEPS: dict[Step, TimerName] = {
+    Step.BACKOFF_A: TimerName.A,
+    Step.BACKOFF_E: TimerName.E,
+    Step.BACKOFF_G: TimerName.G,
+}
+_STOP_STEPS: dict[Step, TimerName] = {
+    Step.STOP_A: TimerName.A,
+    Step.STOP_B: TimerName.B,
+    Step.STOP_E: TimerName.E,
+    Step.STOP_F: TimerName.F,
+    Step.STOP_G: TimerName.G,
+    Step.STOP_H: TimerName.H,
+}
+
+S = TypeVar("S", bound=Enum)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition(Generic[S]):
+    next_state: S
+    steps: tuple[Step, ...] = ()
+
+
+def _to(next_state: S, *steps: Step) -> Transition[S]:
+    return Transition(next_state, steps)
+
+
+# --- states -------------------------------------------------------------------------------
+class ClientInviteState(Enum):
+    CALLING = "Calling"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    ACCEPTED = "Accepted"
+    TERMINATED = "Terminated"
+
+
+class ClientNonInviteState(Enum):
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    TERMINATED = "Terminated"
+
+
+class ServerInviteState(Enum):
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"
+    TERMINATED = "Terminated"
+
+
+class ServerNonInviteState(Enum):
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    COMPLETED = "Completed"
+    TERMINATED = "Terminated"
+
+
+# --- the tables ---------------------------------------------------------------------------
+# Rows leading to Terminated do not stop running timers: Terminated() drops them all.
+_CI = ClientInviteState
+CLIENT_INVITE_TABLE: Mapping[tuple[ClientInviteState, Input], Transition[ClientInviteState]]
+CLIENT_INVITE_TABLE = MappingProxyType(
+    {
+        # §17.1.1.2: send the INVITE; A (unreliable only) and B.
+        (_CI.CALLING, Input.START): _to(_CI.CALLING, Step.SEND_REQUEST, Step.START_A, Step.START_B),
+        (_CI.CALLING, Input.TIMER_A): _to(_CI.CALLING, Step.SEND_REQUEST, Step.BACKOFF_A),
+        (_CI.CALLING, Input.TIMER_B): _to(_CI.TERMINATED, Step.REPORT_TIMEOUT, Step.TERMINATE),
+        (_CI.CALLING, Input.TRANSPORT_ERROR): _to(
+            _CI.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+        # Figure 5: B only guards Calling; in Proceeding the TU decides how long to wait.
+        (_CI.CALLING, Input.RECV_1XX): _to(_CI.PROCEEDING, Step.STOP_A, Step.STOP_B, Step.DELIVER),
+        # RFC 6026 (§17.1.1.2 as updated): 2xx goes to the TU, the ACK for it is the TU's business.
+        (_CI.CALLING, Input.RECV_2XX): _to(
+            _CI.ACCEPTED, Step.STOP_A, Step.STOP_B, Step.DELIVER, Step.START_M
+        ),
+        (_CI.CALLING, Input.RECV_3XX_6XX): _to(
+            _CI.COMPLETED, Step.STOP_A, Step.STOP_B, Step.SEND_ACK, Step.DELIVER, Step.START_D
+        ),
+        (_CI.PROCEEDING, Input.RECV_1XX): _to(_CI.PROCEEDING, Step.DELIVER),
+        (_CI.PROCEEDING, Input.RECV_2XX): _to(_CI.ACCEPTED, Step.DELIVER, Step.START_M),
+        (_CI.PROCEEDING, Input.RECV_3XX_6XX): _to(
+            _CI.COMPLETED, Step.SEND_ACK, Step.DELIVER, Step.START_D
+        ),
+        # §17.1.1.2: a retransmitted final response is ACKed again, not passed up.
+        (_CI.COMPLETED, Input.RECV_3XX_6XX): _to(_CI.COMPLETED, Step.SEND_ACK),
+        (_CI.COMPLETED, Input.TIMER_D): _to(_CI.TERMINATED, Step.TERMINATE),
+        (_CI.COMPLETED, Input.TRANSPORT_ERROR): _to(
+            _CI.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+        # RFC 6026 (§17.1.1.2 as updated): every 2xx (retransmission or fork) goes up; the TU ACKs it.
+        (_CI.ACCEPTED, Input.RECV_2XX): _to(_CI.ACCEPTED, Step.DELIVER),
+        (_CI.ACCEPTED, Input.TIMER_M): _to(_CI.TERMINATED, Step.TERMINATE),
+    }
+)
+
+_CN = ClientNonInviteState
+CLIENT_NON_INVITE_TABLE: Mapping[
+    tuple[ClientNonInviteState, Input], Transition[ClientNonInviteState]
+]
+CLIENT_NON_INVITE_TABLE = MappingProxyType(
+    {
+        # §17.1.2.2: send the request; E (unreliable only) and F.
+        (_CN.TRYING, Input.START): _to(_CN.TRYING, Step.SEND_REQUEST, Step.START_E, Step.START_F),
+        (_CN.TRYING, Input.TIMER_E): _to(_CN.TRYING, Step.SEND_REQUEST, Step.BACKOFF_E),
+        (_CN.TRYING, Input.TIMER_F): _to(_CN.TERMINATED, Step.REPORT_TIMEOUT, Step.TERMINATE),
+        (_CN.TRYING, Input.TRANSPORT_ERROR): _to(
+            _CN.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+        (_CN.TRYING, Input.RECV_1XX): _to(_CN.PROCEEDING, Step.DELIVER),
+        (_CN.TRYING, Input.RECV_FINAL): _to(
+            _CN.COMPLETED, Step.STOP_E, Step.STOP_F, Step.DELIVER, Step.START_K
+        ),
+        # §17.1.2.2: in Proceeding, E keeps retransmitting at a fixed T2.
+        (_CN.PROCEEDING, Input.TIMER_E): _to(
+            _CN.PROCEEDING, Step.SEND_REQUEST, Step.RESTART_E_AT_T2
+        ),
+        (_CN.PROCEEDING, Input.TIMER_F): _to(_CN.TERMINATED, Step.REPORT_TIMEOUT, Step.TERMINATE),
+        (_CN.PROCEEDING, Input.TRANSPORT_ERROR): _to(
+            _CN.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+        (_CN.PROCEEDING, Input.RECV_1XX): _to(_CN.PROCEEDING, Step.DELIVER),
+        (_CN.PROCEEDING, Input.RECV_FINAL): _to(
+            _CN.COMPLETED, Step.STOP_E, Step.STOP_F, Step.DELIVER, Step.START_K
+        ),
+        # Completed buffers (absorbs) response retransmissions until K fires.
+        (_CN.COMPLETED, Input.TIMER_K): _to(_CN.TERMINATED, Step.TERMINATE),
+    }
+)
+
+_SI = ServerInviteState
+SERVER_INVITE_TABLE: Mapping[tuple[ServerInviteState, Input], Transition[ServerInviteState]]
+SERVER_INVITE_TABLE = MappingProxyType(
+    {
+        # §17.2.1: quench retransmissions with 100 Trying, pass the INVITE up.
+        (_SI.PROCEEDING, Input.START): _to(_SI.PROCEEDING, Step.SEND_TRYING, Step.DELIVER),
+        (_SI.PROCEEDING, Input.RECV_RETRANSMISSION): _to(_SI.PROCEEDING, Step.RESEND_LAST_RESPONSE),
+        (_SI.PROCEEDING, Input.SEND_1XX): _to(_SI.PROCEEDING, Step.SEND_RESPONSE),
+        # RFC 6026 (§17.2.1 as updated): a 2xx leads to Accepted; the TU retransmits it (§13.3.1.4).
+        (_SI.PROCEEDING, Input.SEND_2XX): _to(_SI.ACCEPTED, Step.SEND_RESPONSE, Step.START_L),
+        (_SI.PROCEEDING, Input.SEND_3XX_6XX): _to(
+            _SI.COMPLETED, Step.SEND_RESPONSE, Step.START_G, Step.START_H
+        ),
+        # RFC 6026 §7.1: a transport error never discards server INVITE state.
+        (_SI.PROCEEDING, Input.TRANSPORT_ERROR): _to(_SI.PROCEEDING, Step.REPORT_TRANSPORT_ERROR),
+        (_SI.COMPLETED, Input.RECV_RETRANSMISSION): _to(_SI.COMPLETED, Step.RESEND_LAST_RESPONSE),
+        (_SI.COMPLETED, Input.TIMER_G): _to(
+            _SI.COMPLETED, Step.RESEND_LAST_RESPONSE, Step.BACKOFF_G
+        ),
+        # §17.2.1: the ACK for a non-2xx ends here, it is not passed up.
+        (_SI.COMPLETED, Input.RECV_ACK): _to(_SI.CONFIRMED, Step.STOP_G, Step.STOP_H, Step.START_I),
+        (_SI.COMPLETED, Input.TIMER_H): _to(_SI.TERMINATED, Step.REPORT_TIMEOUT, Step.TERMINATE),
+        (_SI.COMPLETED, Input.TRANSPORT_ERROR): _to(_SI.COMPLETED, Step.REPORT_TRANSPORT_ERROR),
+        # §17.2.1: Confirmed absorbs ACK retransmissions until I fires.
+        (_SI.CONFIRMED, Input.RECV_ACK): _to(_SI.CONFIRMED),
+        (_SI.CONFIRMED, Input.TIMER_I): _to(_SI.TERMINATED, Step.TERMINATE),
+        # RFC 6026 (§17.2.1 as updated): INVITE retransmissions are absorbed (the TU resends the 2xx);
+        # the ACK for the 2xx goes to the TU; further 2xx from the TU are sent.
+        (_SI.ACCEPTED, Input.RECV_RETRANSMISSION): _to(_SI.ACCEPTED),
+        (_SI.ACCEPTED, Input.RECV_ACK): _to(_SI.ACCEPTED, Step.DELIVER),
+        (_SI.ACCEPTED, Input.SEND_2XX): _to(_SI.ACCEPTED, Step.SEND_RESPONSE),
+        (_SI.ACCEPTED, Input.TRANSPORT_ERROR): _to(_SI.ACCEPTED, Step.REPORT_TRANSPORT_ERROR),
+        (_SI.ACCEPTED, Input.TIMER_L): _to(_SI.TERMINATED, Step.TERMINATE),
+    }
+)
+
+_SN = ServerNonInviteState
+SERVER_NON_INVITE_TABLE: Mapping[
+    tuple[ServerNonInviteState, Input], Transition[ServerNonInviteState]
+]
+SERVER_NON_INVITE_TABLE = MappingProxyType(
+    {
+        # §17.2.2: pass the request up; retransmissions are absorbed until the TU answers.
+        (_SN.TRYING, Input.START): _to(_SN.TRYING, Step.DELIVER),
+        (_SN.TRYING, Input.RECV_RETRANSMISSION): _to(_SN.TRYING),
+        (_SN.TRYING, Input.SEND_1XX): _to(_SN.PROCEEDING, Step.SEND_RESPONSE),
+        (_SN.TRYING, Input.SEND_FINAL): _to(_SN.COMPLETED, Step.SEND_RESPONSE, Step.START_J),
+        (_SN.PROCEEDING, Input.RECV_RETRANSMISSION): _to(_SN.PROCEEDING, Step.RESEND_LAST_RESPONSE),
+        (_SN.PROCEEDING, Input.SEND_1XX): _to(_SN.PROCEEDING, Step.SEND_RESPONSE),
+        (_SN.PROCEEDING, Input.SEND_FINAL): _to(_SN.COMPLETED, Step.SEND_RESPONSE, Step.START_J),
+        (_SN.PROCEEDING, Input.TRANSPORT_ERROR): _to(
+            _SN.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+        (_SN.COMPLETED, Input.RECV_RETRANSMISSION): _to(_SN.COMPLETED, Step.RESEND_LAST_RESPONSE),
+        (_SN.COMPLETED, Input.TIMER_J): _to(_SN.TERMINATED, Step.TERMINATE),
+        (_SN.COMPLETED, Input.TRANSPORT_ERROR): _to(
+            _SN.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
+        ),
+    }
+)
+
+
+# --- matching keys (§17.1.3, §17.2.3) -------------------------------------------------------
+TransactionKey = tuple[str, ...]
+
+# Parameters the receiving transport adds to the top Via (§18.2.1, RFC 3581); they do
+# not take part in RFC 2543 Via comparison.
+_RECEIVER_VIA_PARAMS = frozenset({"received", "rport"})
+
+
+def _key_method(method: str) -> str:
+    # An ACK for a non-2xx response belongs to the INVITE transaction (§17.1.3, §17.2.3).
+    return "INVITE" if method == "ACK" else method
+
+
+def client_key(message: Request | Response) -> TransactionKey:
+    """The client transaction a message belongs to (RFC 3261 §17.1.3).
+
+    ``(branch of the top Via, method)``: for a response, the CSeq method (so the
+    responses to a CANCEL, which shares the INVITE's branch, stay apart); ACK maps to
+    INVITE. The branch compares case-insensitively (§7.3.1).
+    """
+    branch = message.top_via.branch or ""
+    method = message.method if isinstance(message, Request) else message.cseq.method
+    return (branch.lower(), _key_method(method))
+
+
+def _via_text(via: Via) -> str:
+    params = sorted(
+        f"{name.lower()}={'' if value is None else value}"
+        for name, value in via.params.items()
+        if name.lower() not in _RECEIVER_VIA_PARAMS
+    )
+    port = "" if via.port is None else str(via.port)
+    return f"{via.transport.upper()} {via.host.lower()}:{port};{';'.join(params)}"
+
+
+def _server_key(request: Request, method: str) -> TransactionKey:
+    via = request.top_via
+    branch = via.branch
+    if branch is not None and branch.startswith(BRANCH_MAGIC):
+        # §17.2.3: branch + sent-by + method (ACK -> INVITE).
+        port = "" if via.port is None else str(via.port)
+        return ("rfc3261", branch.lower(), via.host.lower(), port, method)
+    # §17.2.3, RFC 2543 fallback: Request-URI, From tag, To tag, Call-ID, CSeq number,
+    # top Via. The To tag is left out for INVITE (and ACK, mapped to INVITE): an ACK
+    # carries the tag of our response, which the INVITE did not have.
+    to_tag = "" if method == "INVITE" else (request.to_tag or "")
+    return (
+        "rfc2543",
+        request.uri,
+        request.from_tag or "",
+        to_tag,
+        request.call_id,
+        str(request.cseq.seq),
+        method,
+        _via_text(via),
+    )
+
+
+def server_key(request: Request) -> TransactionKey:
+    """The server transaction a request belongs to (RFC 3261 §17.2.3).
+
+    RFC 3261 branches (``z9hG4bK`` cookie): ``("rfc3261", branch, host, port, method)``
+    with ACK mapped to INVITE. Otherwise the RFC 2543 fallback: ``("rfc2543",
+    Request-URI, From tag, To tag, Call-ID, CSeq number, method, top Via)``, where the
+    To tag is ignored for INVITE/ACK. CANCEL gets its own key; see
+    ``invite_key_for_cancel``.
+    """
+    return _server_key(request, _key_method(request.method))
+
+
+def invite_key_for_cancel(cancel: Request) -> TransactionKey:
+    """The ``server_key`` of the INVITE transaction a CANCEL targets (RFC 3261 §9.2)."""
+    if cancel.method != "CANCEL":
+        raise LocalProtocolError(
+            f"invite_key_for_cancel needs a CANCEL request, got {cancel.method}"
+        )
+    return _server_key(cancel, "INVITE")
+
+
+def ack_for_non_2xx(invite: Request, response: Response) -> Request:
+    """The ACK a client INVITE transaction sends for a 300-699 response (§17.1.1.3).
+
+    Same Request-URI, Call-ID, From and CSeq number as the INVITE (method ACK), the To
+    of the response (with its tag), only the INVITE's top Via, its Route headers,
+    Max-Forwards 70 and no body.
+    """
+    headers: list[tuple[str, str]] = [("Via", invite.get_all("Via")[0])]
+    headers.extend(("Route", route) for route in invite.get_all("Route"))
+    headers.extend(
+        [
+            ("Max-Forwards", "70"),
+            ("From", invite.get("From") or ""),
+            ("To", response.get("To") or ""),
+            ("Call-ID", invite.call_id),
+            ("CSeq", f"{invite.cseq.seq} ACK"),
+            ("Content-Length", "0"),
+        ]
+    )
+    return Request("ACK", invite.uri, headers)
+
+
+# --- the engine -----------------------------------------------------------------------------
+class _Transaction(Generic[S]):
+    """The table-driven engine the four transaction kinds share."""
+
+    _KIND = "transaction"
+    # Event loops may run a timer callback a little before its deadline; a fire that
+    # early still counts. Anything earlier belongs to a replaced deadline.
+    _MAX_TIMER_SLACK = 0.02
+
+    def __init__(
+        self,
+        request: Request,
+        reliable: bool,
+        timers: SipTimers,
+        table: Mapping[tuple[S, Input], Transition[S]],
+        initial: S,
+        terminated: S,
+        key: TransactionKey,
+    ) -> None:
+        self.request = request
+        self.reliable = reliable
+        self.timers = timers
+        self.key = key
+        self.last_response: Response | None = None
+        self._table = table
+        self._state = initial
+        self._terminated_state = terminated
+        self._started = False
+        self._deadlines: dict[TimerName, float] = {}
+        self._intervals: dict[TimerName, float] = {}
+        self._due_now: list[TimerName] = []
+        self._slack = min(self._MAX_TIMER_SLACK, timers.t1 / 4)
+
+    # -- public, common to all kinds --------------------------------------------------------
+    @property
+    def state(self) -> S:
+        return self._state
+
+    @property
+    def terminated(self) -> bool:
+        return self._state is self._terminated_state
+
+    @property
+    def deadlines(self) -> dict[TimerName, float]:
+        """The running timers and their absolute deadlines (a copy)."""
+        return dict(self._deadlines)
+
+    def timer_fired(self, name: TimerName, now: float) -> list[Action]:
+        """Timer ``name`` fired; ``[]`` when it is not running or its deadline moved on."""
+        deadline = self._deadlines.get(name)
+        if deadline is None or now + self._slack < deadline:
+            return []
+        del self._deadlines[name]
+        return self._feed(_TIMER_INPUT[name], None, now)
+
+    def transport_error(self, now: float) -> list[Action]:
+        """The transport could not deliver a message of this transaction (§17.1.4, §17.2.4)."""
+        self._require_started()
+        return self._feed(Input.TRANSPORT_ERROR, None, now)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.request.method} {self._state.value}>"
+
+    # -- engine -------------------------------------------------------------------------------
+    def _begin(self, now: float) -> list[Action]:
+        if self._started:
+            raise LocalProtocolError(f"the {self._KIND} was already started")
+        self._started = True
+        return self._feed(Input.START, self.request, now)
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise LocalProtocolError(f"call start() on the {self._KIND} first")
+
+    def _feed(self, inp: Input, message: Request | Response | None, now: float) -> list[Action]:
+        """Run the row for ``(state, inp)``; the single rule for inputs without a row."""
+        row = self._table.get((self._state, inp))
+        if row is None:
+            if inp in LOCAL_INPUTS:
+                raise LocalProtocolError(
+                    f"{inp.value} is not allowed in state {self._state.value} of the {self._KIND}"
+                )
+            return []  # absorbed: nothing happens, state unchanged
+        self._state = row.next_state
+        actions: list[Action] = []
+        for step in row.steps:
+            actions.extend(self._step(step, inp, message, now))
+        if self._state is self._terminated_state:
+            self._deadlines.clear()
+            self._due_now.clear()
+        while self._due_now:  # zero-length timers fire at once
+            actions.extend(self._feed(_TIMER_INPUT[self._due_now.pop(0)], None, now))
+        return actions
+
+    def _start_timer(self, name: TimerName, delay: float, now: float) -> list[Action]:
+        self._intervals[name] = delay
+        if delay <= 0:
+            self._deadlines.pop(name, None)
+            self._due_now.append(name)
+            return []
+        self._deadlines[name] = now + delay
+        return [StartTimer(name, now + delay)]
+
+    def _step(
+        self, step: Step, inp: Input, message: Request | Response | None, now: float
+    ) -> list[Action]:
+        """Steps every kind shares; subclasses handle their own first."""
+        if step is Step.DELIVER:
+            assert message is not None
+            return [Deliver(message)]
+        if step is Step.REPORT_TIMEOUT:
+            return [TimedOut(_INPUT_TIMER[inp])]
+        if step is Step.REPORT_TRANSPORT_ERROR:
+            return [TransportFailed()]
+        if step is Step.TERMINATE:
+            return [Terminated()]
+        if step in _START_STEPS:
+            name = _START_STEPS[step]
+            if self.reliable and name in RETRANSMISSION_TIMERS:
+                return []
+            return self._start_timer(name, self.timers.for_timer(name, self.reliable), now)
+        if step in _BACKOFF_STEPS:
+            name = _BACKOFF_STEPS[step]
+            return self._start_timer(name, self.timers.backoff(name, self._intervals[name]), now)
+        if step is Step.RESTART_E_AT_T2:
+            return self._start_timer(TimerName.E, self.timers.t2, now)
+        if step in _STOP_STEPS:
+            name = _STOP_STEPS[step]
+            if self._deadlines.pop(name, None) is None:
+                return []
+            return [StopTimer(name)]
+        raise AssertionError(f"{step} has no meaning in a {self._KIND}")  # pragma: no cover
+
+
+class _ClientTransaction(_Transaction[S]):
+    def __init__(
+        self,
+        request: Request,
+        reliable: bool,
+        timers: SipTimers,
+        table: Mapping[tuple[S, Input], Transition[S]],
+        initial: S,
+        terminated: S,
+    ) -> None:
+        super().__init__(request, reliable, timers, table, initial, terminated, client_key(request))
+        self._request_bytes = b""
+
+    def start(self, now: float) -> list[Action]:
+        """Send the request and start the timers (§17.1.1.2, §17.1.2.2)."""
+        self._request_bytes = self.request.to_bytes()
+        return self._begin(now)
+
+    def receive(self, response: Response, now: float) -> list[Action]:
+        """A response matching ``self.key`` arrived."""
+        self._require_started()
+        inp = self._classify(response)
+        if (self._state, inp) in self._table:
+            self.last_response = response
+        return self._feed(inp, response, now)
+
+    def _classify(self, response: Response) -> Input:
+        raise NotImplementedError  # pragma: no cover
+
+    def _step(
+        self, step: Step, inp: Input, message: Request | Response | None, now: float
+    ) -> list[Action]:
+        if step is Step.SEND_REQUEST:
+            return [Send(self._request_bytes, self.request)]
+        return super()._step(step, inp, message, now)
+
+
+class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
+    """INVITE client transaction: RFC 3261 §17.1.1, RFC 6026 (``CLIENT_INVITE_TABLE``)."""
+
+    _KIND = "INVITE client transaction"
+
+    def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
+        if request.method != "INVITE":
+            raise LocalProtocolError(
+                f"an INVITE client transaction needs an INVITE, got {request.method}; "
+                "use ClientNonInviteTransaction"
+            )
+        super().__init__(
+            request,
+            reliable,
+            timers,
+            CLIENT_INVITE_TABLE,
+            ClientInviteState.CALLING,
+            ClientInviteState.TERMINATED,
+        )
+        self.ack: Request | None = None
+        """The last ACK this transaction built for a 300-699 response."""
+
+    def _classify(self, response: Response) -> Input:
+        if response.status < 200:
+            return Input.RECV_1XX
+        if response.status < 300:
+            return Input.RECV_2XX
+        return Input.RECV_3XX_6XX
+
+    def _step(
+        self, step: Step, inp: Input, message: Request | Response | None, now: float
+    ) -> list[Action]:
+        if step is Step.SEND_ACK:
+            assert isinstance(message, Response)
+            self.ack = ack_for_non_2xx(self.request, message)
+            return [Send(self.ack.to_bytes(), self.ack)]
+        return super()._step(step, inp, message, now)
+
+
+class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
+    """Non-INVITE client transaction: RFC 3261 §17.1.2 (``CLIENT_NON_INVITE_TABLE``)."""
+
+    _KIND = "non-INVITE client transaction"
+
+    def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
+        if request.method in ("INVITE", "ACK"):
+            raise LocalProtocolError(
+                f"a non-INVITE client transaction cannot carry {request.method}: "
+                "use ClientInviteTransaction for INVITE; an ACK for a 2xx is sent "
+                "without a transaction"
+            )
+        super().__init__(
+            request,
+            reliable,
+            timers,
+            CLIENT_NON_INVITE_TABLE,
+            ClientNonInviteState.TRYING,
+            ClientNonInviteState.TERMINATED,
+        )
+
+    def _classify(self, response: Response) -> Input:
+        return Input.RECV_1XX if response.status < 200 else Input.RECV_FINAL
+
+
+class _ServerTransaction(_Transaction[S]):
+    def __init__(
+        self,
+        request: Request,
+        reliable: bool,
+        timers: SipTimers,
+        table: Mapping[tuple[S, Input], Transition[S]],
+        initial: S,
+        terminated: S,
+    ) -> None:
+        super().__init__(request, reliable, timers, table, initial, terminated, server_key(request))
+        self._last_response_bytes = b""
+
+    def start(self, now: float) -> list[Action]:
+        """Take charge of the received request and pass it to the TU (§17.2)."""
+        return self._begin(now)
+
+    def receive(self, request: Request, now: float) -> list[Action]:
+        """A retransmission of the request, or an ACK, matching ``self.key`` arrived."""
+        self._require_started()
+        if request.method == "ACK":
+            return self._feed(Input.RECV_ACK, request, now)
+        if request.method != self.request.method:
+            raise LocalProtocolError(
+                f"a {request.method} does not belong to the {self._KIND} of a "
+                f"{self.request.method}; CANCEL is its own transaction "
+                "(see invite_key_for_cancel)"
+            )
+        return self._feed(Input.RECV_RETRANSMISSION, request, now)
+
+    def send_response(self, response: Response, now: float) -> list[Action]:
+        """The TU passes a response down for sending (``LocalProtocolError`` if forbidden)."""
+        self._require_started()
+        if not 100 <= response.status <= 699:
+            raise LocalProtocolError(f"status {response.status} is not a SIP status (100-699)")
+        return self._feed(self._classify(response), response, now)
+
+    def _classify(self, response: Response) -> Input:
+        raise NotImplementedError  # pragma: no cover
+
+    def _remember(self, response: Response) -> list[Action]:
+        self.last_response = response
+        self._last_response_bytes = response.to_bytes()
+        return [Send(self._last_response_bytes, response)]
+
+    def _step(
+        self, step: Step, inp: Input, message: Request | Response | None, now: float
+    ) -> list[Action]:
+        if step is Step.SEND_RESPONSE:
+            assert isinstance(message, Response)
+            return self._remember(message)
+        if step is Step.RESEND_LAST_RESPONSE:
+            if self.last_response is None:
+                return []
+            return [Send(self._last_response_bytes, self.last_response)]
+        return super()._step(step, inp, message, now)
+
+
+class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
+    """INVITE server transaction: RFC 3261 §17.2.1, as updated by RFC 6026.
+
+    ``start`` sends 100 Trying unless ``send_100_trying`` is false (pass false only when
+    the TU answers within 200 ms, §17.2.1). Transport errors are reported to the TU but
+    never end the transaction (RFC 6026 §7.1): its timers do.
+    """
+
+    _KIND = "INVITE server transaction"
+
+    def __init__(
+        self,
+        request: Request,
+        reliable: bool,
+        timers: SipTimers,
+        *,
+        send_100_trying: bool = True,
+    ) -> None:
+        if request.method != "INVITE":
+            raise LocalProtocolError(
+                f"an INVITE server transaction needs an INVITE, got {request.method}; "
+                "use ServerNonInviteTransaction"
+            )
+        super().__init__(
+            request,
+            reliable,
+            timers,
+            SERVER_INVITE_TABLE,
+            ServerInviteState.PROCEEDING,
+            ServerInviteState.TERMINATED,
+        )
+        self.send_100_trying = send_100_trying
+
+    def _classify(self, response: Response) -> Input:
+        if response.status < 200:
+            return Input.SEND_1XX
+        if response.status < 300:
+            return Input.SEND_2XX
+        return Input.SEND_3XX_6XX
+
+    def _step(
+        self, step: Step, inp: Input, message: Request | Response | None, now: float
+    ) -> list[Action]:
+        if step is Step.SEND_TRYING:
+            # §17.2.1: built per §8.2.6, without adding a To tag.
+            return self._remember(self.request.make_response(100)) if self.send_100_trying else []
+        return super()._step(step, inp, message, now)
+
+
+class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
+    """Non-INVITE server transaction: RFC 3261 §17.2.2 (``SERVER_NON_INVITE_TABLE``)."""
+
+    _KIND = "non-INVITE server transaction"
+
+    def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
+        if request.method in ("INVITE", "ACK"):
+            raise LocalProtocolError(
+                f"a non-INVITE server transaction cannot carry {request.method}: "
+                "use ServerInviteTransaction for INVITE; an ACK matches the INVITE "
+                "transaction (server_key) or goes to the dialog"
+            )
+        super().__init__(
+            request,
+            reliable,
+            timers,
+            SERVER_NON_INVITE_TABLE,
+            ServerNonInviteState.TRYING,
+            ServerNonInviteState.TERMINATED,
+        )
+
+    def _classify(self, response: Response) -> Input:
+        return Input.SEND_1XX if response.status < 200 else Input.SEND_FINAL

@@ -1,0 +1,368 @@
+"""SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966), name-addr, and Via (RFC 3261 §20.42).
+
+Parsing raises only ``RemoteProtocolError``. The user part is stored unescaped so
+two spellings of one URI compare equal; ``str()`` escapes what must be escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote as _pct_quote
+from urllib.parse import unquote as _pct_unquote
+
+from siphon.errors import RemoteProtocolError
+from siphon.sip.headers import format_params, parse_params, quote, unquote
+
+# RFC 3261 §25.1: characters allowed unescaped in the user part and in parameters.
+_USER_SAFE = "-_.!~*'()&=+$,;?/"
+_PARAM_SAFE = "-_.!~*'()[]/:&+$"
+_HEADER_SAFE = "-_.!~*'()[]/?:+$"
+
+# All matched with fullmatch(): "$" would also match before a trailing newline.
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_])?\.?")
+_IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
+_TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+# Never allowed unescaped in a URI (RFC 3261 §25.1, RFC 3986 §2): controls, space,
+# DEL, and the delimiters < > " that frame or quote it in header fields.
+_BAD_URI_CHAR_RE = re.compile(r'[\x00-\x20\x7f<>"]')
+# An unquoted display name is one or more tokens separated by LWS (RFC 3261 §25.1);
+# non-ASCII letters are let through, as real user agents send them.
+_DISPLAY_TOKENS_RE = re.compile(
+    r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+)*"
+)
+
+
+def _bad_uri(text: str, why: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"bad URI {text!r}: {why}", reason="Bad URI")
+
+
+def _check_escapes(text: str, original: str) -> None:
+    i = text.find("%")
+    while i != -1:
+        hexpart = text[i + 1 : i + 3]
+        if len(hexpart) != 2 or any(c not in "0123456789abcdefABCDEF" for c in hexpart):
+            raise _bad_uri(original, "invalid %-escape")
+        i = text.find("%", i + 3)
+
+
+def _unescape(text: str, original: str) -> str:
+    if "%" not in text:
+        return text
+    _check_escapes(text, original)
+    return _pct_unquote(text, errors="surrogateescape")
+
+
+def _escape(text: str, safe: str) -> str:
+    return _pct_quote(text, safe=safe, errors="surrogateescape")
+
+
+def parse_host(hostport: str, original: str) -> tuple[str, int | None]:
+    """Split ``host[:port]``; IPv6 references keep their brackets."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end == -1:
+            raise _bad_uri(original, "unterminated IPv6 reference")
+        host = hostport[: end + 1]
+        rest = hostport[end + 1 :]
+        if not _IPV6_RE.fullmatch(host):
+            raise _bad_uri(original, "invalid IPv6 reference")
+        if rest and not rest.startswith(":"):
+            raise _bad_uri(original, "garbage after IPv6 reference")
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text_raw = hostport.partition(":")
+        port_text = port_text_raw if colon else None
+        if not host or not _HOSTNAME_RE.fullmatch(host):
+            raise _bad_uri(original, f"invalid host {host!r}")
+    port: int | None = None
+    if port_text is not None:
+        if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+            raise _bad_uri(original, f"invalid port {port_text!r}")
+        port = int(port_text)
+        if port > 65535:
+            raise _bad_uri(original, f"port out of range {port}")
+    return host, port
+
+
+@dataclass(slots=True)
+class SipUri:
+    """``sip:`` or ``sips:`` URI (RFC 3261 §19.1)."""
+
+    host: str
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    scheme: str = "sip"
+    params: dict[str, str | None] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def transport(self) -> str | None:
+        value = self.params.get("transport")
+        return value.lower() if value else None
+
+    @property
+    def hostport(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(_escape(self.user, _USER_SAFE))
+            if self.password is not None:
+                out.append(":" + _escape(self.password, "-_.!~*'()&=+$,"))
+            out.append("@")
+        out.append(self.hostport)
+        for name, value in self.params.items():
+            out.append(";" + _escape(name, _PARAM_SAFE))
+            if value is not None:
+                out.append("=" + _escape(value, _PARAM_SAFE))
+        if self.headers:
+            out.append(
+                "?"
+                + "&".join(
+                    f"{_escape(k, _HEADER_SAFE)}={_escape(v, _HEADER_SAFE)}"
+                    for k, v in self.headers.items()
+                )
+            )
+        return "".join(out)
+
+
+@dataclass(slots=True)
+class TelUri:
+    """``tel:`` URI (RFC 3966); ``number`` keeps its visual separators."""
+
+    number: str
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    scheme = "tel"
+
+    @property
+    def is_global(self) -> bool:
+        return self.number.startswith("+")
+
+    @property
+    def digits(self) -> str:
+        """The number without visual separators (RFC 3966 §5.1.1)."""
+        return "".join(ch for ch in self.number if ch not in "-.()")
+
+    def __str__(self) -> str:
+        return f"tel:{self.number}{format_params(self.params)}"
+
+
+@dataclass(slots=True)
+class AbsoluteUri:
+    """Any other scheme (``http:``, ``urn:``…), kept verbatim."""
+
+    scheme: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Uri = SipUri | TelUri | AbsoluteUri
+
+
+def parse_uri(text: str) -> Uri:
+    """Parse a URI; SIP/SIPS/tel get full structure, other schemes are kept verbatim."""
+    scheme, colon, rest = text.partition(":")
+    if not colon or not _SCHEME_RE.fullmatch(scheme):
+        raise _bad_uri(text, "missing or invalid scheme")
+    if not rest or _BAD_URI_CHAR_RE.search(rest):
+        raise _bad_uri(text, "empty, or contains spaces, controls, quotes or angle brackets")
+    lowered = scheme.lower()
+    if lowered in ("sip", "sips"):
+        return _parse_sip_uri(lowered, rest, text)
+    if lowered == "tel":
+        return _parse_tel_uri(rest, text)
+    return AbsoluteUri(lowered, text)
+
+
+def _parse_sip_uri(scheme: str, rest: str, original: str) -> SipUri:
+    user: str | None = None
+    password: str | None = None
+    at = rest.find("@")  # '@' is never unescaped in the user part (RFC 3261 §25.1)
+    if at != -1:
+        userinfo = rest[:at]
+        rest = rest[at + 1 :]
+        user_raw, pcolon, pass_raw = userinfo.partition(":")
+        if not user_raw:
+            raise _bad_uri(original, "empty user part")
+        user = _unescape(user_raw, original)
+        password = _unescape(pass_raw, original) if pcolon else None
+    rest, qmark, headers_text = rest.partition("?")
+    hostport, semi, params_text = rest.partition(";")
+    host, port = parse_host(hostport, original)
+    params: dict[str, str | None] = {}
+    if semi:
+        for item in params_text.split(";"):
+            if not item:
+                raise _bad_uri(original, "empty parameter")
+            name, eq, value = item.partition("=")
+            if not name:
+                raise _bad_uri(original, "empty parameter name")
+            params[_unescape(name, original).lower()] = _unescape(value, original) if eq else None
+    headers: dict[str, str] = {}
+    if qmark:
+        for item in headers_text.split("&"):
+            name, eq, value = item.partition("=")
+            if not name or not eq:
+                raise _bad_uri(original, "malformed URI header")
+            headers[_unescape(name, original)] = _unescape(value, original)
+    return SipUri(host, user, password, port, scheme, params, headers)
+
+
+def _parse_tel_uri(rest: str, original: str) -> TelUri:
+    number, semi, params_text = rest.partition(";")
+    if not (_TEL_GLOBAL_RE.fullmatch(number) or _TEL_LOCAL_RE.fullmatch(number)):
+        raise _bad_uri(original, "invalid telephone number")
+    params = parse_params(params_text) if semi else {}
+    if not number.startswith("+") and "phone-context" not in params:
+        # RFC 3966 §5.1.5: local numbers MUST carry a phone-context.
+        raise _bad_uri(original, "local number without phone-context")
+    return TelUri(number, params)
+
+
+@dataclass(slots=True)
+class NameAddr:
+    """``"Display" <uri>;params`` as in From, To, Contact, Route (RFC 3261 §20.10).
+
+    ``params`` are the *header* parameters (tag, expires, q…), not the URI's.
+    ``wildcard`` is the ``Contact: *`` form.
+    """
+
+    uri: Uri
+    display_name: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    wildcard: bool = False
+
+    @property
+    def tag(self) -> str | None:
+        return self.params.get("tag")
+
+    def with_tag(self, tag: str) -> NameAddr:
+        return NameAddr(self.uri, self.display_name, {**self.params, "tag": tag})
+
+    def __str__(self) -> str:
+        if self.wildcard:
+            return "*"
+        name = f"{quote(self.display_name)} " if self.display_name else ""
+        return f"{name}<{self.uri}>{format_params(self.params)}"
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    text = value.strip()
+    if text == "*":
+        return NameAddr(AbsoluteUri("*", "*"), wildcard=True)
+    display: str | None = None
+    if text.startswith('"'):
+        end = 1
+        while True:
+            end = text.find('"', end)
+            if end == -1:
+                raise RemoteProtocolError(
+                    f"unterminated display name in {value!r}", reason="Bad Header"
+                )
+            backslashes = 0
+            j = end - 1
+            while text[j] == "\\":
+                backslashes += 1
+                j -= 1
+            if backslashes % 2 == 0:
+                break
+            end += 1
+        display = unquote(text[: end + 1])
+        text = text[end + 1 :].lstrip()
+        if not text.startswith("<"):
+            raise RemoteProtocolError(
+                f"display name without <uri> in {value!r}", reason="Bad Header"
+            )
+    lt = text.find("<")
+    if lt != -1:
+        gt = text.find(">", lt)
+        if gt == -1:
+            raise RemoteProtocolError(f"unterminated <uri> in {value!r}", reason="Bad Header")
+        if display is None:
+            token_name = text[:lt].strip()
+            if token_name and not _DISPLAY_TOKENS_RE.fullmatch(token_name):
+                # RFC 4475 §3.1.2.15: an unquoted display name must be tokens.
+                raise RemoteProtocolError(
+                    f"display name must be quoted in {value!r}", reason="Bad Header"
+                )
+            display = token_name or None
+        # No stripping: LWS inside <> is not allowed (RFC 4475 §3.1.2.14).
+        uri = parse_uri(text[lt + 1 : gt])
+        params_text = text[gt + 1 :].strip()
+        if params_text and not params_text.startswith(";"):
+            raise RemoteProtocolError(f"garbage after <uri> in {value!r}", reason="Bad Header")
+        return NameAddr(uri, display, parse_params(params_text))
+    # addr-spec form: parameters after the URI belong to the header (RFC 3261 §20.10).
+    uri_text, semi, params_text = text.partition(";")
+    if "?" in uri_text or "," in uri_text:
+        raise RemoteProtocolError(f"addr-spec needs <> around {value!r}", reason="Bad Header")
+    return NameAddr(parse_uri(uri_text.strip()), None, parse_params(params_text) if semi else {})
+
+
+@dataclass(slots=True)
+class Via:
+    """One Via header value (RFC 3261 §20.42, RFC 3581 rport)."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def branch(self) -> str | None:
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | None:
+        value = self.params.get("rport")
+        if value and value.isascii() and value.isdigit() and len(value) <= 5:
+            return int(value)
+        return None
+
+    @property
+    def wants_rport(self) -> bool:
+        return "rport" in self.params
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        return self.host, self.port
+
+    def __str__(self) -> str:
+        hostport = self.host if self.port is None else f"{self.host}:{self.port}"
+        return f"SIP/2.0/{self.transport} {hostport}{format_params(self.params)}"
+
+
+_VIA_RE = re.compile(
+    r"^\s*SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+([^;\s]+)\s*(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def parse_via(value: str) -> Via:
+    match = _VIA_RE.match(value)
+    if match is None:
+        raise RemoteProtocolError(f"bad Via {value!r}", reason="Bad Via")
+    transport, hostport, params_text = match.groups()
+    # Strip a trailing comment "(...)" (RFC 3261 §20.42 allows one).
+    if params_text and "(" in params_text:
+        params_text = params_text[: params_text.find("(")]
+    params_text = params_text.strip()
+    if params_text and not params_text.startswith(";"):
+        raise RemoteProtocolError(f"bad Via parameters {value!r}", reason="Bad Via")
+    try:
+        host, port = parse_host(hostport, value)
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(str(exc), reason="Bad Via") from None
+    return Via(transport.upper(), host, port, parse_params(params_text))
