@@ -1,6 +1,6 @@
 """Answers every call and stays in it until the caller hangs up.
 
-    siphon dev examples/answer.py --sip-port 5070
+siphon dev examples/answer.py --sip-port 5070
 """
 
 from siphon.app import App

@@ -47,16 +47,29 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(app: str, tmp_path: Path, *extra: str, rtp_base: int | None = None,
-                 ) -> ServerProcess:
+def start_server(
+    app: str,
+    tmp_path: Path,
+    *extra: str,
+    rtp_base: int | None = None,
+) -> ServerProcess:
     port = free_port()
     base = rtp_base or 30000 + (os.getpid() % 200) * 100
     log_path = tmp_path / f"siphon-{port}.log"
-    cmd = [sys.executable, "-m", "siphon.cli", "dev", str(ROOT / app), "--sip-port", str(port),
-           "--rtp-ports", f"{base}-{base + 2000}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "siphon.cli",
+        "dev",
+        str(ROOT / app),
+        "--sip-port",
+        str(port),
+        "--rtp-ports",
+        f"{base}-{base + 2000}",
+        *extra,
+    ]
     log_file = log_path.open("w")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, text=True,
-                            cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if "ready:" in log_path.read_text(errors="replace"):
@@ -100,20 +113,36 @@ class SippResult:
 def require_sipp() -> str:
     path = shutil.which("sipp")
     if path is None:
-        pytest.fail("sipp is not installed: run 'make test' (it installs the Debian package "
-                    "sip-tester) or 'apt-get install sip-tester'")
+        pytest.fail(
+            "sipp is not installed: run 'make test' (it installs the Debian package "
+            "sip-tester) or 'apt-get install sip-tester'"
+        )
     return path
 
 
-def run_sipp(target_port: int, tmp_path: Path, *args: str, timeout: float = 120) -> SippResult:
+def run_sipp(target_port: int, tmp_path: Path, *args: str, timeout: float = 40) -> SippResult:
     sipp = require_sipp()
     local_port = free_port()
     media_port = free_port(pair=True)
     err_file = tmp_path / f"sipp-{local_port}-errors.log"
-    cmd = [sipp, f"127.0.0.1:{target_port}", "-i", "127.0.0.1", "-p", str(local_port),
-           "-mp", str(media_port), "-nostdin", "-trace_err", "-error_file", str(err_file),
-           "-timeout", f"{int(timeout)}s", "-timeout_error", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
-                          cwd=tmp_path)
+    cmd = [
+        sipp,
+        f"127.0.0.1:{target_port}",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-mp",
+        str(media_port),
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(err_file),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=tmp_path)
     errors = err_file.read_text(errors="replace") if err_file.exists() else ""
     return SippResult(proc.returncode, proc.stdout + proc.stderr, errors)

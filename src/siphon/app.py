@@ -41,8 +41,14 @@ class App:
     Digest (RFC 3261 §22) before the handler sees them.
     """
 
-    def __init__(self, handler: CallHandlerFn | None = None, *, name: str = "app",
-                 auth: dict[str, str] | None = None, realm: str = "siphon") -> None:
+    def __init__(
+        self,
+        handler: CallHandlerFn | None = None,
+        *,
+        name: str = "app",
+        auth: dict[str, str] | None = None,
+        realm: str = "siphon",
+    ) -> None:
         self.name = name
         self._handler = handler
         self.auth = auth
@@ -55,8 +61,9 @@ class App:
 
     async def handle_call(self, call: SipCall) -> None:
         if self._handler is None:
-            raise ConfigError(f"App {self.name!r} has no handler: decorate a coroutine "
-                              "function with @app.on_call")
+            raise ConfigError(
+                f"App {self.name!r} has no handler: decorate a coroutine function with @app.on_call"
+            )
         await self._handler(call)
 
 
@@ -80,15 +87,21 @@ class ServerConfig:
 class SipServer:
     def __init__(self, handler: CallHandler, config: ServerConfig | None = None) -> None:
         if not isinstance(handler, CallHandler):
-            raise ConfigError(f"{handler!r} is not a call handler: it needs "
-                              "'async def handle_call(self, call)' (use siphon.app.App)")
+            raise ConfigError(
+                f"{handler!r} is not a call handler: it needs "
+                "'async def handle_call(self, call)' (use siphon.app.App)"
+            )
         self.handler = handler
         self.config = config or ServerConfig()
         cfg = self.config
-        media_host = cfg.media_host or cfg.advertised_host or (
-            cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1")
-        self.stack = SipStack(timers=cfg.timers, user_agent=cfg.user_agent,
-                              advertised_host=cfg.advertised_host)
+        media_host = (
+            cfg.media_host
+            or cfg.advertised_host
+            or (cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1")
+        )
+        self.stack = SipStack(
+            timers=cfg.timers, user_agent=cfg.user_agent, advertised_host=cfg.advertised_host
+        )
         auth_users = cfg.auth if cfg.auth is not None else getattr(handler, "auth", None)
         digest = None
         if auth_users:
@@ -96,9 +109,11 @@ class SipServer:
             digest = DigestServer(getattr(handler, "realm", cfg.realm), users.get)
         self.ua = UserAgent(
             self.stack,
-            ports=RtpPortAllocator(cfg.rtp_port_start, cfg.rtp_port_end,
-                                   host=cfg.host if cfg.host not in ("0.0.0.0", "::")
-                                   else "0.0.0.0"),
+            ports=RtpPortAllocator(
+                cfg.rtp_port_start,
+                cfg.rtp_port_end,
+                host=cfg.host if cfg.host not in ("0.0.0.0", "::") else "0.0.0.0",
+            ),
             config=UaConfig(media_host=media_host, user_agent=cfg.user_agent, auth=digest),
             on_call=self._spawn_call,
         )
@@ -133,12 +148,16 @@ class SipServer:
 
     async def _drain(self) -> None:
         if self.calls:
-            log.info("waiting up to %.0f s for %d active calls", self.config.drain_timeout,
-                     len(self.calls))
+            log.info(
+                "waiting up to %.0f s for %d active calls",
+                self.config.drain_timeout,
+                len(self.calls),
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*(c.wait_ended() for c in list(self.calls))),
-                    self.config.drain_timeout)
+                    self.config.drain_timeout,
+                )
         for call in list(self.calls):
             await call.hangup("server shutdown")
 
@@ -163,10 +182,10 @@ class SipServer:
                 return
             try:
                 async with asyncio.TaskGroup() as scope:
-                    handler = scope.create_task(self.handler.handle_call(call),
-                                                name=f"call:{call.call_id}:handler")
-                    ended = scope.create_task(call.wait_ended(),
-                                              name=f"call:{call.call_id}:ended")
+                    handler = scope.create_task(
+                        self.handler.handle_call(call), name=f"call:{call.call_id}:handler"
+                    )
+                    ended = scope.create_task(call.wait_ended(), name=f"call:{call.call_id}:ended")
                     await asyncio.wait({handler, ended}, return_when=asyncio.FIRST_COMPLETED)
                     # The call ended under the handler (caller hung up): cancel it; or the
                     # handler returned: stop watching.

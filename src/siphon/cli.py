@@ -35,8 +35,9 @@ def _setup_logging(level: str, json_logs: bool) -> None:
     if json_logs:
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                               "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -54,11 +55,16 @@ def load_handlers(path: str) -> dict[str, CallHandler]:
     sys.modules[spec.name] = module
     sys.path.insert(0, str(file.parent.resolve()))
     spec.loader.exec_module(module)
-    found = {name: obj for name, obj in vars(module).items()
-             if not isinstance(obj, type) and isinstance(obj, CallHandler)}
+    found = {
+        name: obj
+        for name, obj in vars(module).items()
+        if not isinstance(obj, type) and isinstance(obj, CallHandler)
+    }
     if not found:
-        raise ConfigError(f"{path} defines no call handler: create one at module level, "
-                          "e.g. 'app = siphon.app.App()' with an @app.on_call coroutine")
+        raise ConfigError(
+            f"{path} defines no call handler: create one at module level, "
+            "e.g. 'app = siphon.app.App()' with an @app.on_call coroutine"
+        )
     return found
 
 
@@ -78,23 +84,34 @@ def _parse_auth(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="siphon", description="SIPHON: AI phone agents "
-                                     "that speak SIP and RTP themselves.")
+    parser = argparse.ArgumentParser(
+        prog="siphon", description="SIPHON: AI phone agents that speak SIP and RTP themselves."
+    )
     parser.add_argument("--version", action="version", version=f"siphon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("dev", "run an app on 127.0.0.1 with readable logs"),
-                            ("start", "run an app in production (0.0.0.0, JSON logs)")):
+    for name, help_text in (
+        ("dev", "run an app on 127.0.0.1 with readable logs"),
+        ("start", "run an app in production (0.0.0.0, JSON logs)"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("file", help="Python file defining an App (or Agent)")
         p.add_argument("--app", help="name of the handler object when the file has several")
         p.add_argument("--host", default=None, help="address to bind")
         p.add_argument("--sip-port", type=int, default=5060)
         p.add_argument("--transport", default="udp,tcp", help="comma list: udp,tcp")
-        p.add_argument("--advertise", default=None,
-                       help="host to put in Via/Contact/SDP (public address behind NAT)")
+        p.add_argument(
+            "--advertise",
+            default=None,
+            help="host to put in Via/Contact/SDP (public address behind NAT)",
+        )
         p.add_argument("--rtp-ports", type=_parse_rtp_range, default=(10000, 20000))
-        p.add_argument("--auth", type=_parse_auth, action="append", default=[],
-                       help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)")
+        p.add_argument(
+            "--auth",
+            type=_parse_auth,
+            action="append",
+            default=[],
+            help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)",
+        )
         p.add_argument("--log-level", default="info")
     return parser
 
@@ -105,8 +122,9 @@ async def _serve(server: SipServer) -> None:
         loop.add_signal_handler(sig, server.stop)
 
     def ready(s: SipServer) -> None:
-        logging.getLogger("siphon").info("ready: sip:%s:%d (%s)", s.config.host, s.sip_port,
-                                         ",".join(s.config.transports))
+        logging.getLogger("siphon").info(
+            "ready: sip:%s:%d (%s)", s.config.host, s.sip_port, ",".join(s.config.transports)
+        )
 
     await server.serve(ready)
 
@@ -119,14 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         handlers = load_handlers(args.file)
         if args.app:
             if args.app not in handlers:
-                raise ConfigError(f"--app {args.app}: not found; the file defines "
-                                  f"{', '.join(sorted(handlers))}")
+                raise ConfigError(
+                    f"--app {args.app}: not found; the file defines {', '.join(sorted(handlers))}"
+                )
             handler = handlers[args.app]
         elif len(handlers) == 1:
             handler = next(iter(handlers.values()))
         else:
-            raise ConfigError(f"{args.file} defines several handlers "
-                              f"({', '.join(sorted(handlers))}): choose one with --app")
+            raise ConfigError(
+                f"{args.file} defines several handlers "
+                f"({', '.join(sorted(handlers))}): choose one with --app"
+            )
         config = ServerConfig(
             host=args.host or ("0.0.0.0" if production else "127.0.0.1"),
             sip_port=args.sip_port,

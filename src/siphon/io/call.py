@@ -33,7 +33,7 @@ class CallState(Enum):
 
 
 class CallFailed(SiphonError):
-    """An outbound call that did not connect; ``status`` is the SIP final status (408 on timeout)."""
+    """An outbound call that did not connect; ``status`` is its SIP final status (408: timeout)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(f"call failed: {status} {reason}")
@@ -42,8 +42,17 @@ class CallFailed(SiphonError):
 
 
 class SipCall:
-    def __init__(self, ua: UserAgent, *, direction: str, call_id: str, local_tag: str,
-                 invite: Request, media: MediaEndpoint, sdp: SdpSession | None = None) -> None:
+    def __init__(
+        self,
+        ua: UserAgent,
+        *,
+        direction: str,
+        call_id: str,
+        local_tag: str,
+        invite: Request,
+        media: MediaEndpoint,
+        sdp: SdpSession | None = None,
+    ) -> None:
         self._ua = ua
         self.direction = direction  # "inbound" | "outbound"
         self.call_id = call_id
@@ -94,8 +103,7 @@ class SipCall:
         wait = asyncio.ensure_future(self._acked.wait())
         ended = asyncio.ensure_future(self._ended.wait())
         try:
-            await asyncio.wait({wait, ended}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({wait, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             wait.cancel()
             ended.cancel()

@@ -22,7 +22,8 @@ class RtpPortAllocator:
         if start < 1024 or end > 65535 or end - start < 2:
             raise ConfigError(
                 f"RTP port range {start}-{end} is invalid: use an even start >= 1024 and an "
-                "end <= 65535 with room for at least one port pair")
+                "end <= 65535 with room for at least one port pair"
+            )
         self.start = start + (start % 2)
         self.end = end
         self.host = host
@@ -48,7 +49,8 @@ class RtpPortAllocator:
                 self._in_use.add(port)
                 return port
         raise PortsExhausted(
-            f"all {self.capacity} RTP port pairs in {self.start}-{self.end} are in use")
+            f"all {self.capacity} RTP port pairs in {self.start}-{self.end} are in use"
+        )
 
     def release(self, port: int) -> None:
         self._in_use.discard(port)
@@ -89,8 +91,10 @@ class MediaEndpoint:
             port = self._allocator.allocate()
             try:
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: self._protocol, local_addr=(self._allocator.host, port),
-                    family=socket.AF_INET6 if ":" in self._allocator.host else socket.AF_INET)
+                    lambda: self._protocol,
+                    local_addr=(self._allocator.host, port),
+                    family=socket.AF_INET6 if ":" in self._allocator.host else socket.AF_INET,
+                )
             except OSError:
                 self._allocator.release(port)  # taken by another process: try the next pair
                 continue

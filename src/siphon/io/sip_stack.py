@@ -64,8 +64,9 @@ class ServerTxn:
 
     __slots__ = ("_stack", "destination", "request", "source", "timers", "transport", "tx")
 
-    def __init__(self, stack: SipStack, tx: ServerTransaction, transport: SipTransport,
-                 source: Address) -> None:
+    def __init__(
+        self, stack: SipStack, tx: ServerTransaction, transport: SipTransport, source: Address
+    ) -> None:
         self._stack = stack
         self.tx = tx
         self.request: Request = tx.request
@@ -82,11 +83,18 @@ class ServerTxn:
     def respond(self, response: Response) -> None:
         self._stack._run_server(self, self.tx.send_response(response, self._stack.now()))
 
-    def reply(self, status: int, reason: str | None = None, *, to_tag: str | None = None,
-              headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Response:
-        response = self.request.make_response(status, reason, to_tag=to_tag,
-                                              headers=self._stack.common_headers(headers),
-                                              body=body)
+    def reply(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> Response:
+        response = self.request.make_response(
+            status, reason, to_tag=to_tag, headers=self._stack.common_headers(headers), body=body
+        )
         self.respond(response)
         return response
 
@@ -96,9 +104,14 @@ class ClientTxn:
 
     __slots__ = ("destination", "on_response", "on_timeout", "timers", "transport", "tx")
 
-    def __init__(self, tx: ClientTransaction, transport: SipTransport, destination: Address,
-                 on_response: Callable[[Response], None],
-                 on_timeout: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        tx: ClientTransaction,
+        transport: SipTransport,
+        destination: Address,
+        on_response: Callable[[Response], None],
+        on_timeout: Callable[[], None],
+    ) -> None:
         self.tx = tx
         self.transport = transport
         self.destination = destination
@@ -133,8 +146,13 @@ class Listener:
 
 
 class SipStack:
-    def __init__(self, *, timers: SipTimers | None = None, user_agent: str = "SIPHON/0.1",
-                 advertised_host: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timers: SipTimers | None = None,
+        user_agent: str = "SIPHON/0.1",
+        advertised_host: str | None = None,
+    ) -> None:
         self.timers = timers or SipTimers()
         self.user_agent = user_agent
         self.advertised_host = advertised_host
@@ -148,8 +166,12 @@ class SipStack:
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------
-    async def listen(self, host: str, port: int, transports: tuple[str, ...] = ("udp", "tcp"),
-                     ) -> None:
+    async def listen(
+        self,
+        host: str,
+        port: int,
+        transports: tuple[str, ...] = ("udp", "tcp"),
+    ) -> None:
         loop = asyncio.get_running_loop()
         if self._queue is None:
             self._queue = TimerQueue(loop)
@@ -164,8 +186,9 @@ class SipStack:
                 raise ValueError(f"unknown SIP transport {name!r}: use 'udp' or 'tcp'")
             local = transport.local_address
             port = local[1]  # port 0 -> the kernel's choice, shared by the next transport
-            adv_host = self.advertised_host or (local[0] if local[0] not in ("0.0.0.0", "::")
-                                                else "127.0.0.1")
+            adv_host = self.advertised_host or (
+                local[0] if local[0] not in ("0.0.0.0", "::") else "127.0.0.1"
+            )
             self._listeners[kind] = Listener(transport, (adv_host, local[1]))
             log.info("SIP listening on %s %s:%d", kind, local[0], local[1])
 
@@ -195,8 +218,10 @@ class SipStack:
         except KeyError:
             raise ValueError(f"no {transport} listener: listen on it first") from None
 
-    def common_headers(self, extra: list[tuple[str, str]] | None = None,
-                       ) -> list[tuple[str, str]]:
+    def common_headers(
+        self,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> list[tuple[str, str]]:
         headers = list(extra or [])
         if not any(name.lower() == "server" for name, _ in headers):
             headers.append(("Server", self.user_agent))
@@ -210,8 +235,9 @@ class SipStack:
     def keepalive_received(self, source: Address, transport: SipTransport) -> None:
         self.stats["keepalives"] += 1
 
-    def bad_input(self, error: RemoteProtocolError, data: bytes, source: Address,
-                  transport: SipTransport) -> None:
+    def bad_input(
+        self, error: RemoteProtocolError, data: bytes, source: Address, transport: SipTransport
+    ) -> None:
         self.stats["bad_messages"] += 1
         partial = error.partial
         if isinstance(partial, Request) and partial.method != "ACK":
@@ -220,22 +246,31 @@ class SipStack:
                 via = partial.top_via
                 partial.call_id  # noqa: B018 - must be readable to answer
                 destination = response_destination(via, source, transport.reliable)
-                response = partial.make_response(error.status_hint, error.reason,
-                                                 headers=self.common_headers())
+                response = partial.make_response(
+                    error.status_hint, error.reason, headers=self.common_headers()
+                )
                 transport.send(response.to_bytes(), destination)
                 self.stats[f"rejected_{error.status_hint}"] += 1
-                self._reject_log.warning("rejected %s from %s:%d with %d %s: %s",
-                                         partial.method, source[0], source[1],
-                                         error.status_hint, error.reason, error)
+                self._reject_log.warning(
+                    "rejected %s from %s:%d with %d %s: %s",
+                    partial.method,
+                    source[0],
+                    source[1],
+                    error.status_hint,
+                    error.reason,
+                    error,
+                )
                 return
             except RemoteProtocolError:
                 pass
         self.stats["dropped"] += 1
-        self._reject_log.warning("dropped %d bytes from %s:%d: %s", len(data), source[0],
-                                 source[1], error)
+        self._reject_log.warning(
+            "dropped %d bytes from %s:%d: %s", len(data), source[0], source[1], error
+        )
 
-    def message_received(self, message: Request | Response, source: Address,
-                         transport: SipTransport) -> None:
+    def message_received(
+        self, message: Request | Response, source: Address, transport: SipTransport
+    ) -> None:
         try:
             if isinstance(message, Request):
                 self._request_received(message, source, transport)
@@ -249,12 +284,15 @@ class SipStack:
             self.stats["internal_errors"] += 1
             log.exception("internal error handling %r from %s:%d", message, *source)
             if isinstance(message, Request) and message.method != "ACK":
-                error = RemoteProtocolError("internal error", status_hint=500,
-                                            reason="Server Internal Error", partial=message)
+                error = RemoteProtocolError(
+                    "internal error",
+                    status_hint=500,
+                    reason="Server Internal Error",
+                    partial=message,
+                )
                 self.bad_input(error, b"", source, transport)
 
-    def _request_received(self, request: Request, source: Address,
-                          transport: SipTransport) -> None:
+    def _request_received(self, request: Request, source: Address, transport: SipTransport) -> None:
         self.stats["requests_in"] += 1
         via = request.top_via
         # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
@@ -276,11 +314,11 @@ class SipStack:
             return
         tx: ServerTransaction
         if request.method == "INVITE":
-            tx = ServerInviteTransaction(request, reliable=transport.reliable,
-                                         timers=self.timers)
+            tx = ServerInviteTransaction(request, reliable=transport.reliable, timers=self.timers)
         else:
-            tx = ServerNonInviteTransaction(request, reliable=transport.reliable,
-                                            timers=self.timers)
+            tx = ServerNonInviteTransaction(
+                request, reliable=transport.reliable, timers=self.timers
+            )
         txn = ServerTxn(self, tx, transport, source)
         self._server_txs[key] = txn
         self._run_server(txn, tx.start(self.now()))
@@ -318,28 +356,42 @@ class SipStack:
         suffix = ";transport=tcp" if transport.upper() == "TCP" else ""
         return f"sip:{userpart}{host}:{port}{suffix}"
 
-    def send_request(self, request: Request, destination: Address, *, transport: str = "UDP",
-                     on_response: Callable[[Response], None],
-                     on_timeout: Callable[[], None]) -> ClientTxn:
+    def send_request(
+        self,
+        request: Request,
+        destination: Address,
+        *,
+        transport: str = "UDP",
+        on_response: Callable[[Response], None],
+        on_timeout: Callable[[], None],
+    ) -> ClientTxn:
         """Send ``request`` in a new client transaction; a Via with a new branch is added."""
         listener = self.listener(transport)
         if request.method != "CANCEL" or request.get("Via") is None:
             request.prepend("Via", str(self.via_for(transport)))
         tx: ClientTransaction
         if request.method == "INVITE":
-            tx = ClientInviteTransaction(request, reliable=listener.transport.reliable,
-                                         timers=self.timers)
+            tx = ClientInviteTransaction(
+                request, reliable=listener.transport.reliable, timers=self.timers
+            )
         else:
-            tx = ClientNonInviteTransaction(request, reliable=listener.transport.reliable,
-                                            timers=self.timers)
+            tx = ClientNonInviteTransaction(
+                request, reliable=listener.transport.reliable, timers=self.timers
+            )
         txn = ClientTxn(tx, listener.transport, destination, on_response, on_timeout)
         self._client_txs[client_key(request)] = txn
         self.stats["requests_out"] += 1
         self._run_client(txn, tx.start(self.now()))
         return txn
 
-    def send_stateless(self, request: Request, destination: Address, *,
-                       transport: str = "UDP", new_via: bool = True) -> None:
+    def send_stateless(
+        self,
+        request: Request,
+        destination: Address,
+        *,
+        transport: str = "UDP",
+        new_via: bool = True,
+    ) -> None:
         """Send a request outside any transaction (the ACK for a 2xx, RFC 3261 §13.2.2.4)."""
         listener = self.listener(transport)
         if new_via:
@@ -402,8 +454,12 @@ class SipStack:
                 if self._client_txs.get(key) is txn:
                     del self._client_txs[key]
 
-    def _start_timer(self, txn: ServerTxn | ClientTxn, action: StartTimer,
-                     fire: Callable[[ServerTxn | ClientTxn, TimerName], None]) -> None:
+    def _start_timer(
+        self,
+        txn: ServerTxn | ClientTxn,
+        action: StartTimer,
+        fire: Callable[[ServerTxn | ClientTxn, TimerName], None],
+    ) -> None:
         old = txn.timers.pop(action.name, None)
         if old is not None:
             old.cancel()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Protocol
 
 from siphon.errors import RemoteProtocolError
@@ -175,8 +174,9 @@ class TcpTransport:
     async def listen(cls, sink: MessageSink, host: str, port: int) -> TcpTransport:
         self = cls(sink)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _TcpConnection(self), host, port,
-                                                reuse_address=True)
+        self._server = await loop.create_server(
+            lambda: _TcpConnection(self), host, port, reuse_address=True
+        )
         sockname = self._server.sockets[0].getsockname()
         self._local = _normalize(sockname)
         self._idle_timer = loop.call_later(TCP_IDLE_TIMEOUT / 4, self._close_idle)
@@ -222,8 +222,9 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _TcpConnection(self), destination[0],
-                                       destination[1]),
+                loop.create_connection(
+                    lambda: _TcpConnection(self), destination[0], destination[1]
+                ),
                 timeout=10.0,
             )
         except (OSError, TimeoutError) as exc:

@@ -10,6 +10,7 @@ BYE, CANCEL, and one retry with credentials on 401/407.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -23,11 +24,11 @@ from siphon.io.ports import MediaEndpoint, PortsExhausted, RtpPortAllocator
 from siphon.io.sip_stack import ClientTxn, ServerTxn, SipStack
 from siphon.io.sip_transport import Address, SipTransport
 from siphon.io.timer_queue import TimerHandle
-from siphon.sip.auth import AuthStatus, DigestClient, DigestServer
+from siphon.sip.auth import AuthStatus, DigestClient, DigestServer, parse_credentials
 from siphon.sip.dialog import Dialog, DialogId
 from siphon.sip.message import Request, Response, new_call_id, new_tag
 from siphon.sip.sdp import Direction, SdpSession, parse_sdp
-from siphon.sip.uri import NameAddr, SipUri, parse_name_addr, parse_uri
+from siphon.sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
 
 log = logging.getLogger("siphon.sip.ua")
 
@@ -36,7 +37,7 @@ ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY"
 ALLOW = ", ".join(ALLOWED_METHODS)
 # Methods other SIP RFCs define that we do not implement: 405, not 501 (RFC 3261 §8.2.1).
 KNOWN_METHODS = frozenset(
-    ALLOWED_METHODS + ("REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK", "REFER")
+    (*ALLOWED_METHODS, "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK", "REFER")
 )
 # Option tags we implement (RFC 3261 §8.2.2.3); anything else in Require gets 420.
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
@@ -54,9 +55,14 @@ class UaConfig:
 
 
 class UserAgent:
-    def __init__(self, stack: SipStack, *, ports: RtpPortAllocator | None = None,
-                 config: UaConfig | None = None,
-                 on_call: Callable[[SipCall], None] | None = None) -> None:
+    def __init__(
+        self,
+        stack: SipStack,
+        *,
+        ports: RtpPortAllocator | None = None,
+        config: UaConfig | None = None,
+        on_call: Callable[[SipCall], None] | None = None,
+    ) -> None:
         self.stack = stack
         self.config = config or UaConfig()
         self.ports = ports or RtpPortAllocator(host=self.config.media_host)
@@ -104,13 +110,17 @@ class UserAgent:
             # Lets a load balancer's OPTIONS probe take us out of rotation.
             txn.reply(503, headers=[("Retry-After", str(self.config.retry_after))])
             return
-        txn.reply(200, to_tag=new_tag(), headers=[
-            ("Allow", ALLOW),
-            ("Accept", "application/sdp"),
-            ("Accept-Encoding", "identity"),
-            ("Accept-Language", "en"),
-            ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
-        ])
+        txn.reply(
+            200,
+            to_tag=new_tag(),
+            headers=[
+                ("Allow", ALLOW),
+                ("Accept", "application/sdp"),
+                ("Accept-Encoding", "identity"),
+                ("Accept-Language", "en"),
+                ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+            ],
+        )
 
     def _check_body(self, txn: ServerTxn) -> bool:
         """415 for bodies we cannot read (RFC 3261 §8.2.3)."""
@@ -134,8 +144,21 @@ class UserAgent:
         if value is None:
             self._challenge(txn, stale=False)
             return False
-        result = auth.verify(value, method=request.method, uri=request.uri, now=now,
-                             body=request.body)
+        # RFC 3261 §22.4 wants the digest uri to be the Request-URI; SIPp and some
+        # phones send only host:port. Accept any uri naming our host and port: the
+        # digest still covers the uri sent, and nonce counts stop replays.
+        try:
+            credentials = parse_credentials(value)
+        except RemoteProtocolError as exc:
+            txn.reply(400, exc.reason)
+            return False
+        if not _same_host_port(credentials.uri, request.request_uri):
+            self.stats["auth_failures"] += 1
+            self._challenge(txn, stale=False)
+            return False
+        result = auth.verify(
+            credentials, method=request.method, uri=None, now=now, body=request.body
+        )
         if result.status is AuthStatus.OK:
             return True
         if result.status is AuthStatus.MALFORMED:
@@ -147,8 +170,9 @@ class UserAgent:
 
     def _challenge(self, txn: ServerTxn, *, stale: bool) -> None:
         assert self.config.auth is not None
-        headers = [("WWW-Authenticate", v)
-                   for v in self.config.auth.challenge(time.time(), stale=stale)]
+        headers = [
+            ("WWW-Authenticate", v) for v in self.config.auth.challenge(time.time(), stale=stale)
+        ]
         txn.reply(401, to_tag=new_tag(), headers=headers)
 
     def _new_invite(self, txn: ServerTxn) -> None:
@@ -161,10 +185,15 @@ class UserAgent:
         if len(request.contacts) != 1 or request.contacts[0].wildcard:
             txn.reply(400, "Missing or Bad Contact")
             return
-        # RFC 3261 §8.2.6.1: 100 Trying at once stops the caller's INVITE retransmissions.
-        txn.reply(100)
-        call = SipCall(self, direction="inbound", call_id=request.call_id, local_tag=new_tag(),
-                       invite=request, media=MediaEndpoint(self.ports))
+        # (The INVITE server transaction has already sent 100 Trying, RFC 3261 §17.2.1.)
+        call = SipCall(
+            self,
+            direction="inbound",
+            call_id=request.call_id,
+            local_tag=new_tag(),
+            invite=request,
+            media=MediaEndpoint(self.ports),
+        )
         call.server_txn = txn
         self._invites[txn] = call
         self._sources[call] = (txn.source, txn.transport)
@@ -189,16 +218,23 @@ class UserAgent:
         except RemoteProtocolError as exc:
             warning = '305 siphon "Incompatible media format"' if exc.status_hint == 488 else None
             log.info("rejecting call %s with %d: %s", call.call_id, exc.status_hint, exc)
-            self.reject(call, exc.status_hint, exc.reason,
-                        headers=[("Warning", warning)] if warning else None)
+            self.reject(
+                call,
+                exc.status_hint,
+                exc.reason,
+                headers=[("Warning", warning)] if warning else None,
+            )
             return False
         call.negotiated = result.media
         return True
 
     # -- inbound call control (called by SipCall) -----------------------------------------
     def _dialog_headers(self, call: SipCall) -> list[tuple[str, str]]:
-        headers = [(name, value) for name, value in call.invite.iter_headers()
-                   if name.lower() == "record-route"]  # RFC 3261 §12.1.1
+        headers = [
+            (name, value)
+            for name, value in call.invite.iter_headers()
+            if name.lower() == "record-route"
+        ]  # RFC 3261 §12.1.1
         headers.append(("Contact", f"<{self._local_contact(call)}>"))
         return headers
 
@@ -223,9 +259,12 @@ class UserAgent:
             body = call.sdp.create_offer().to_bytes()
         else:
             body = call.sdp.last_sent or b""
-        headers = [*self._dialog_headers(call), ("Allow", ALLOW),
-                   ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
-                   ("Content-Type", "application/sdp")]
+        headers = [
+            *self._dialog_headers(call),
+            ("Allow", ALLOW),
+            ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+            ("Content-Type", "application/sdp"),
+        ]
         response = txn.reply(200, to_tag=call.local_tag, headers=headers, body=body)
         call.final_response = response
         call.dialog = Dialog.from_uas(call.invite, call.local_tag, self._local_contact(call))
@@ -238,8 +277,9 @@ class UserAgent:
         else:
             self._schedule_ack_timeout(call)
 
-    def _schedule_2xx_retransmit(self, call: SipCall, txn: ServerTxn, response: Response,
-                                 interval: float, elapsed: float) -> None:
+    def _schedule_2xx_retransmit(
+        self, call: SipCall, txn: ServerTxn, response: Response, interval: float, elapsed: float
+    ) -> None:
         """RFC 3261 §13.3.1.4: resend the 2xx at T1, 2T1… (capped at T2) until the ACK."""
         timers = self.stack.timers
 
@@ -253,8 +293,7 @@ class UserAgent:
                 return
             self.stack.send_response_stateless(response, txn)
             self.stats["2xx_retransmissions"] += 1
-            self._schedule_2xx_retransmit(call, txn, response, min(2 * interval, timers.t2),
-                                          total)
+            self._schedule_2xx_retransmit(call, txn, response, min(2 * interval, timers.t2), total)
 
         self._retransmit[call] = self.stack.timer_queue.call_later(interval, fire)
 
@@ -264,8 +303,7 @@ class UserAgent:
             if not call.ended and not call._acked.is_set():
                 self._ack_never_came(call)
 
-        self._retransmit[call] = self.stack.timer_queue.call_later(
-            64 * self.stack.timers.t1, fire)
+        self._retransmit[call] = self.stack.timer_queue.call_later(64 * self.stack.timers.t1, fire)
 
     def _ack_never_came(self, call: SipCall) -> None:
         # RFC 3261 §13.3.1.4: no ACK within 64*T1 -> confirm then end the dialog with BYE.
@@ -274,8 +312,13 @@ class UserAgent:
         self._send_bye(call)
         self.end(call, "ack timeout")
 
-    def reject(self, call: SipCall, status: int, reason: str | None = None,
-               headers: list[tuple[str, str]] | None = None) -> None:
+    def reject(
+        self,
+        call: SipCall,
+        status: int,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         txn = call.server_txn
         if txn is None or txn.final_sent or call.ended:
             return
@@ -359,8 +402,8 @@ class UserAgent:
                 return
             call.negotiated = result.media
             direction = result.media.direction
-            call.on_hold = direction in (Direction.SENDONLY, Direction.INACTIVE) and (
-                not direction.receives)
+            # The peer holds us when we may no longer send (RFC 3264 §8.4).
+            call.on_hold = not direction.sends
             body = result.answer.to_bytes()
         else:
             assert call.sdp is not None
@@ -368,8 +411,11 @@ class UserAgent:
             body = call.sdp.create_offer().to_bytes()
             direction = call.negotiated.direction if call.negotiated else Direction.SENDRECV
         assert call.dialog is not None
-        headers = [("Contact", f"<{call.dialog.local_contact}>"), ("Allow", ALLOW),
-                   ("Content-Type", "application/sdp")]
+        headers = [
+            ("Contact", f"<{call.dialog.local_contact}>"),
+            ("Allow", ALLOW),
+            ("Content-Type", "application/sdp"),
+        ]
         call._acked.clear()
         response = txn.reply(200, headers=headers, body=body)
         if not txn.transport.reliable:
@@ -409,8 +455,9 @@ class UserAgent:
                 call.negotiated = call.sdp.accept_answer(answer)
             except RemoteProtocolError as exc:
                 # RFC 3261 §13.3.1.4 leaves no way to reject an ACK: end the call.
-                log.warning("call %s: unusable SDP answer in ACK (%s); hanging up",
-                            call.call_id, exc)
+                log.warning(
+                    "call %s: unusable SDP answer in ACK (%s); hanging up", call.call_id, exc
+                )
                 call._mark_acked()
                 self._send_bye(call)
                 self.end(call, "bad sdp in ack")
@@ -448,9 +495,17 @@ class UserAgent:
     # ---------------------------------------------------------------------------
     # Outgoing calls
     # ---------------------------------------------------------------------------
-    async def call(self, target: str, *, from_user: str = "siphon", transport: str = "UDP",
-                   credentials: tuple[str, str] | None = None, proxy: Address | None = None,
-                   headers: Sequence[tuple[str, str]] = (), timeout: float = 60.0) -> SipCall:
+    async def call(
+        self,
+        target: str,
+        *,
+        from_user: str = "siphon",
+        transport: str = "UDP",
+        credentials: tuple[str, str] | None = None,
+        proxy: Address | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        timeout: float = 60.0,
+    ) -> SipCall:
         """Place a call; returns once answered, raises ``CallFailed`` otherwise."""
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
@@ -462,8 +517,7 @@ class UserAgent:
         port = await media.open()
         sdp = SdpSession(address=self.config.media_host, port=port)
         offer = sdp.create_offer()
-        from_addr = NameAddr(SipUri(adv_host, from_user, port=adv_port), None,
-                             {"tag": new_tag()})
+        from_addr = NameAddr(SipUri(adv_host, from_user, port=adv_port), None, {"tag": new_tag()})
         invite = Request("INVITE", target)
         invite.add("Max-Forwards", "70")
         invite.add("From", str(from_addr))
@@ -477,8 +531,15 @@ class UserAgent:
             invite.add(name, value)
         invite.add("Content-Type", "application/sdp")
         invite.body = offer.to_bytes()
-        call = SipCall(self, direction="outbound", call_id=invite.call_id,
-                       local_tag=from_addr.tag or "", invite=invite, media=media, sdp=sdp)
+        call = SipCall(
+            self,
+            direction="outbound",
+            call_id=invite.call_id,
+            local_tag=from_addr.tag or "",
+            invite=invite,
+            media=media,
+            sdp=sdp,
+        )
         call.outbound = _Outbound(destination, transport)
         self.stats["calls_out"] += 1
         try:
@@ -500,11 +561,15 @@ class UserAgent:
         digest = DigestClient(*credentials) if credentials else None
         retried = False
         while True:
-            out.responses = asyncio.Queue()
+            responses: asyncio.Queue[Response | None] = asyncio.Queue()
+            out.responses = responses
             out.invite_txn = self.stack.send_request(
-                call.invite, out.destination, transport=out.transport,
-                on_response=out.responses.put_nowait,
-                on_timeout=lambda q=out.responses: q.put_nowait(None))
+                call.invite,
+                out.destination,
+                transport=out.transport,
+                on_response=responses.put_nowait,
+                on_timeout=functools.partial(responses.put_nowait, None),
+            )
             while True:
                 response = await out.responses.get()
                 if response is None:
@@ -523,14 +588,27 @@ class UserAgent:
                 return
             if response.status in (401, 407) and digest is not None and not retried:
                 header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
-                creds = digest.answer_all(response.get_all(header), method="INVITE",
-                                          uri=call.invite.uri, body=call.invite.body,
-                                          header=header)
+                creds = digest.answer_all(
+                    response.get_all(header),
+                    method="INVITE",
+                    uri=call.invite.uri,
+                    body=call.invite.body,
+                    header=header,
+                )
                 if creds:
                     retried = True
-                    call.invite = self._next_invite(call.invite, [
-                        ("Authorization" if response.status == 401 else "Proxy-Authorization",
-                         c.to_header_value()) for c in creds])
+                    call.invite = self._next_invite(
+                        call.invite,
+                        [
+                            (
+                                "Authorization"
+                                if response.status == 401
+                                else "Proxy-Authorization",
+                                c.to_header_value(),
+                            )
+                            for c in creds
+                        ],
+                    )
                     continue
             raise CallFailed(response.status, response.reason)
 
@@ -601,8 +679,13 @@ class UserAgent:
         for name in ("From", "To", "Call-ID"):
             cancel.add(name, invite.get(name) or "")
         cancel.add("CSeq", f"{invite.cseq.seq} CANCEL")
-        self.stack.send_request(cancel, out.destination, transport=out.transport,
-                                on_response=lambda r: None, on_timeout=lambda: None)
+        self.stack.send_request(
+            cancel,
+            out.destination,
+            transport=out.transport,
+            on_response=lambda r: None,
+            on_timeout=lambda: None,
+        )
         self.end(call, reason, 487)
 
     # -- in-dialog requests we send ------------------------------------------------------
@@ -616,7 +699,8 @@ class UserAgent:
             first = parse_name_addr(call.dialog.route_set[0]).uri
             if isinstance(first, SipUri) and _is_ip(first.host):
                 return (first.host.strip("[]"), first.port or 5060), (
-                    first.transport or "udp").upper()
+                    first.transport or "udp"
+                ).upper()
         if source is not None and transport is not None:
             # Symmetric signalling: the peer that sent the INVITE (a trunk, a proxy, a
             # NATed phone) is reachable where it came from (RFC 3581 spirit).
@@ -624,7 +708,8 @@ class UserAgent:
         target = call.dialog.remote_target
         if isinstance(target, SipUri) and _is_ip(target.host):
             return (target.host.strip("[]"), target.port or 5060), (
-                target.transport or "udp").upper()
+                target.transport or "udp"
+            ).upper()
         raise SiphonError(f"no route to the remote target of {call!r}")
 
     def _send_bye(self, call: SipCall) -> None:
@@ -636,26 +721,52 @@ class UserAgent:
         except SiphonError as exc:
             log.warning("cannot send BYE: %s", exc)
             return
-        self.stack.send_request(bye, destination, transport=transport,
-                                on_response=lambda r: None, on_timeout=lambda: None)
+        self.stack.send_request(
+            bye,
+            destination,
+            transport=transport,
+            on_response=lambda r: None,
+            on_timeout=lambda: None,
+        )
+
+    async def _request_final(
+        self, request: Request, destination: Address, transport: str
+    ) -> Response | None:
+        """Send ``request`` in a client transaction; its final response, None on timeout."""
+        done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
+
+        def on_response(response: Response) -> None:
+            if response.status >= 200 and not done.done():
+                done.set_result(response)
+
+        def on_timeout() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.stack.send_request(
+            request,
+            destination,
+            transport=transport,
+            on_response=on_response,
+            on_timeout=on_timeout,
+        )
+        return await done
 
     async def send_info_dtmf(self, call: SipCall, digit: str, duration_ms: int = 160) -> None:
         """Send one DTMF digit as SIP INFO application/dtmf-relay."""
         if call.dialog is None or call.ended:
             raise SiphonError("send_info_dtmf needs an answered call")
         body = f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode()
-        request = call.dialog.create_request("INFO", body=body,
-                                             content_type="application/dtmf-relay")
+        request = call.dialog.create_request(
+            "INFO", body=body, content_type="application/dtmf-relay"
+        )
         destination, transport = self._in_dialog_destination(call)
-        done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
-        self.stack.send_request(
-            request, destination, transport=transport,
-            on_response=lambda r: done.done() or r.status < 200 or done.set_result(r),
-            on_timeout=lambda: done.done() or done.set_result(None))
-        response = await done
+        response = await self._request_final(request, destination, transport)
         if response is None or not response.is_success:
-            raise CallFailed(response.status if response else 408,
-                             response.reason if response else "INFO timed out")
+            raise CallFailed(
+                response.status if response else 408,
+                response.reason if response else "INFO timed out",
+            )
 
     async def reinvite(self, call: SipCall, direction: Direction) -> Response:
         """Send a re-INVITE changing our media direction (hold = sendonly, resume = sendrecv)."""
@@ -666,16 +777,9 @@ class UserAgent:
         request = call.dialog.create_request("INVITE", body=offer.to_bytes())
         request.add("Allow", ALLOW)
         destination, transport = self._in_dialog_destination(call)
-        queue: asyncio.Queue[Response | None] = asyncio.Queue()
-        self.stack.send_request(request, destination, transport=transport,
-                                on_response=queue.put_nowait,
-                                on_timeout=lambda: queue.put_nowait(None))
-        while True:
-            response = await queue.get()
-            if response is None:
-                raise CallFailed(408, "re-INVITE timed out")
-            if response.status >= 200:
-                break
+        response = await self._request_final(request, destination, transport)
+        if response is None:
+            raise CallFailed(408, "re-INVITE timed out")
         if response.is_success:
             call.dialog.receive_response(response)
             if response.body and call.sdp is not None:
@@ -713,6 +817,18 @@ def parse_dtmf_info(body: bytes, content_type: str | None) -> DtmfReceived | Non
         return None
     duration = fields.get("duration", "250")
     return DtmfReceived(digit, int(duration) if duration.isdigit() else 250, "info")
+
+
+def _same_host_port(uri_text: str, request_uri: Uri) -> bool:
+    try:
+        uri = parse_uri(uri_text)
+    except RemoteProtocolError:
+        return False
+    if not isinstance(uri, SipUri) or not isinstance(request_uri, SipUri):
+        return uri_text == str(request_uri)
+    return uri.host.lower() == request_uri.host.lower() and (uri.port or 5060) == (
+        request_uri.port or 5060
+    )
 
 
 def _is_ip(host: str) -> bool:

@@ -65,8 +65,9 @@ class Dialog:
             remote_tag = ""
         contacts = request.contacts
         if len(contacts) != 1:
-            raise RemoteProtocolError("a dialog-creating request needs exactly one Contact",
-                                      reason="Bad Contact")
+            raise RemoteProtocolError(
+                "a dialog-creating request needs exactly one Contact", reason="Bad Contact"
+            )
         return cls(
             call_id=request.call_id,
             local_tag=local_tag,
@@ -92,8 +93,9 @@ class Dialog:
         if local_tag is None:
             raise LocalProtocolError("our request has no From tag")
         if remote_tag is None:
-            raise RemoteProtocolError("dialog-creating response without To tag",
-                                      reason="Missing To tag")
+            raise RemoteProtocolError(
+                "dialog-creating response without To tag", reason="Missing To tag"
+            )
         contacts = response.contacts
         if not contacts:
             raise RemoteProtocolError("2xx to INVITE without Contact", reason="Missing Contact")
@@ -164,8 +166,14 @@ class Dialog:
             return str(self.remote_target), list(self.route_set)
         # Strict routing (RFC 2543 proxies): first route becomes the Request-URI.
         if isinstance(first, SipUri):
-            stripped = SipUri(first.host, first.user, first.password, first.port, first.scheme,
-                              {k: v for k, v in first.params.items() if k not in ("method",)})
+            stripped = SipUri(
+                first.host,
+                first.user,
+                first.password,
+                first.port,
+                first.scheme,
+                {k: v for k, v in first.params.items() if k not in ("method",)},
+            )
             ruri = str(stripped)
         else:
             ruri = str(first)
@@ -181,7 +189,9 @@ class Dialog:
             # RFC 3261 §12.2.2: lower (or replayed) CSeq -> 500 Server Internal Error.
             raise RemoteProtocolError(
                 f"CSeq {seq} not above the dialog's remote CSeq {self.remote_seq}",
-                status_hint=500, reason="CSeq Out of Order")
+                status_hint=500,
+                reason="CSeq Out of Order",
+            )
         self.remote_seq = seq
         if request.method in TARGET_REFRESH_METHODS:
             contacts = request.contacts

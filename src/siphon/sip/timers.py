@@ -1,4 +1,4 @@
-"""SIP transaction timer values (RFC 3261 §17 and Table 4 of Appendix A, RFC 6026 for L and M).
+"""SIP transaction timer values (RFC 3261 §17, Table 4; RFC 6026 for L and M).
 
 One ``SipTimers`` value holds the three base constants and derives every named timer
 from them, so changing T1 (for a slow satellite link, or a fast test) moves all of

@@ -281,7 +281,7 @@ CLIENT_INVITE_TABLE = MappingProxyType(
         ),
         # Figure 5: B only guards Calling; in Proceeding the TU decides how long to wait.
         (_CI.CALLING, Input.RECV_1XX): _to(_CI.PROCEEDING, Step.STOP_A, Step.STOP_B, Step.DELIVER),
-        # RFC 6026 (§17.1.1.2 as updated): 2xx goes to the TU, the ACK for it is the TU's business.
+        # RFC 6026 (§17.1.1.2 as updated): 2xx to the TU, which ACKs it itself.
         (_CI.CALLING, Input.RECV_2XX): _to(
             _CI.ACCEPTED, Step.STOP_A, Step.STOP_B, Step.DELIVER, Step.START_M
         ),
@@ -299,7 +299,7 @@ CLIENT_INVITE_TABLE = MappingProxyType(
         (_CI.COMPLETED, Input.TRANSPORT_ERROR): _to(
             _CI.TERMINATED, Step.REPORT_TRANSPORT_ERROR, Step.TERMINATE
         ),
-        # RFC 6026 (§17.1.1.2 as updated): every 2xx (retransmission or fork) goes up; the TU ACKs it.
+        # RFC 6026: every 2xx (retransmission or fork) goes up; the TU ACKs it.
         (_CI.ACCEPTED, Input.RECV_2XX): _to(_CI.ACCEPTED, Step.DELIVER),
         (_CI.ACCEPTED, Input.TIMER_M): _to(_CI.TERMINATED, Step.TERMINATE),
     }
@@ -347,7 +347,7 @@ SERVER_INVITE_TABLE = MappingProxyType(
         (_SI.PROCEEDING, Input.START): _to(_SI.PROCEEDING, Step.SEND_TRYING, Step.DELIVER),
         (_SI.PROCEEDING, Input.RECV_RETRANSMISSION): _to(_SI.PROCEEDING, Step.RESEND_LAST_RESPONSE),
         (_SI.PROCEEDING, Input.SEND_1XX): _to(_SI.PROCEEDING, Step.SEND_RESPONSE),
-        # RFC 6026 (§17.2.1 as updated): a 2xx leads to Accepted; the TU retransmits it (§13.3.1.4).
+        # RFC 6026 (§17.2.1 as updated): 2xx -> Accepted; the TU retransmits it (§13.3.1.4).
         (_SI.PROCEEDING, Input.SEND_2XX): _to(_SI.ACCEPTED, Step.SEND_RESPONSE, Step.START_L),
         (_SI.PROCEEDING, Input.SEND_3XX_6XX): _to(
             _SI.COMPLETED, Step.SEND_RESPONSE, Step.START_G, Step.START_H
@@ -365,8 +365,8 @@ SERVER_INVITE_TABLE = MappingProxyType(
         # §17.2.1: Confirmed absorbs ACK retransmissions until I fires.
         (_SI.CONFIRMED, Input.RECV_ACK): _to(_SI.CONFIRMED),
         (_SI.CONFIRMED, Input.TIMER_I): _to(_SI.TERMINATED, Step.TERMINATE),
-        # RFC 6026 (§17.2.1 as updated): INVITE retransmissions are absorbed (the TU resends the 2xx);
-        # the ACK for the 2xx goes to the TU; further 2xx from the TU are sent.
+        # RFC 6026 (§17.2.1 as updated): INVITE retransmissions are absorbed (the TU
+        # resends its 2xx); the ACK for the 2xx goes to the TU; further 2xx are sent.
         (_SI.ACCEPTED, Input.RECV_RETRANSMISSION): _to(_SI.ACCEPTED),
         (_SI.ACCEPTED, Input.RECV_ACK): _to(_SI.ACCEPTED, Step.DELIVER),
         (_SI.ACCEPTED, Input.SEND_2XX): _to(_SI.ACCEPTED, Step.SEND_RESPONSE),
