@@ -26,6 +26,9 @@ from siphon.sip.timers import SipTimers
 
 log = logging.getLogger("siphon.app")
 
+# After a call ends, its handler has this long to return before it is cancelled.
+HANDLER_GRACE_SECONDS = 2.0
+
 CallHandlerFn = Callable[[SipCall], Awaitable[None]]
 
 
@@ -187,8 +190,10 @@ class SipServer:
                     )
                     ended = scope.create_task(call.wait_ended(), name=f"call:{call.call_id}:ended")
                     await asyncio.wait({handler, ended}, return_when=asyncio.FIRST_COMPLETED)
-                    # The call ended under the handler (caller hung up): cancel it; or the
-                    # handler returned: stop watching.
+                    if not handler.done():
+                        # The call ended under the handler (the caller hung up): it gets a
+                        # short grace to finish its own cleanup, then it is cancelled.
+                        await asyncio.wait({handler}, timeout=HANDLER_GRACE_SECONDS)
                     handler.cancel()
                     ended.cancel()
             except* CallFailed as group:

@@ -107,7 +107,7 @@ class SipCall:
         finally:
             wait.cancel()
             ended.cancel()
-        if self.ended:
+        if not self._acked.is_set():
             raise CallFailed(self.end_status or 487, self.end_reason or "ended before ACK")
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:

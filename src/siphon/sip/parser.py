@@ -357,11 +357,11 @@ class StreamParser:
             return
         run = self._crlf_tail + bytes(buf[:skip])
         del buf[:skip]
-        count = run.count(b"\r\n\r\n")
-        if count:
-            self.pings += count
-            run = run[run.rfind(b"\r\n\r\n") + 4 :]
-        self._crlf_tail = run[-3:]
+        end = 0  # just past the last ping, counting pings left to right without overlap
+        while (found := run.find(b"\r\n\r\n", end)) != -1:
+            self.pings += 1
+            end = found + 4
+        self._crlf_tail = run[end:][-3:]
         if buf:
             self._crlf_tail = b""  # a message starts: what was left is no ping
 
