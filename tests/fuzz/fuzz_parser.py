@@ -95,7 +95,10 @@ def exercise(msg: Message) -> dict[str, str]:
             seen[name] += repr([(str(a), a.tag) for a in value])
         elif name in ("from_addr", "to_addr", "request_uri"):
             seen[name] += str(value)
-    seen["options"] = repr(msg.option_tags("Supported") + msg.option_tags("Require"))
+    try:
+        seen["options"] = repr(msg.option_tags("Supported") + msg.option_tags("Require"))
+    except RemoteProtocolError:
+        seen["options"] = "error"
     if isinstance(msg, Request):
         seen["response"] = repr(msg.make_response(400, to_tag="t").to_bytes())
     return seen
@@ -153,10 +156,14 @@ def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
     if rng.random() < 0.05:
         return rng.randbytes(rng.randint(0, 512))
     data = bytearray(rng.choice(corpus))
-    for _ in range(rng.randint(1, 8)):
+    for _ in range(rng.choice((1, 1, 2, 3, 8))):
         n = len(data)
-        i = rng.randint(0, n)
+        head = data.find(b"\r\n\r\n")
+        # Mostly inside the header block, where the grammar is.
+        i = rng.randint(0, head) if head > 0 and rng.random() < 0.8 else rng.randint(0, n)
         op = rng.randrange(9)
+        if op == 7 and rng.random() < 0.8:
+            op = 3  # splicing mostly yields garbage start lines; do it less
         if op == 0 and i < n:
             data[i] ^= 1 << rng.randrange(8)
         elif op == 1:

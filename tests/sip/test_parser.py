@@ -1323,7 +1323,10 @@ def _exercise(msg: Message) -> dict[str, str]:
             seen[name] += repr([(str(a), a.tag) for a in value])
         elif name in ("from_addr", "to_addr", "request_uri"):
             seen[name] += str(value)
-    seen["options"] = repr(msg.option_tags("Supported") + msg.option_tags("Require"))
+    try:
+        seen["options"] = repr(msg.option_tags("Supported") + msg.option_tags("Require"))
+    except RemoteProtocolError:
+        seen["options"] = "error"
     if isinstance(msg, Request):
         response = msg.make_response(400, "Bad Request", to_tag="t")
         seen["response"] = repr(response.to_bytes())

@@ -1,0 +1,165 @@
+"""Highest call-setup rate (INVITE -> 200 -> ACK -> BYE) our UAS sustains with < 1% failures.
+
+SIPp's built-in ``uac`` scenario drives load from one core while the server under
+test is pinned to the other (``taskset``). In the same invocation we measure SIPp's
+own C++ UAS (``sipp -sn uas``) on the same core as the baseline and print the ratio:
+the machines are shared and noisy, so only the ratio travels.
+
+    python benchmarks/sip_setup_rate.py [--seconds 6] [--max-rate 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_CORE = "0"
+LOAD_CORE = "1"
+
+
+@dataclass
+class Trial:
+    rate: int
+    attempted: int
+    successful: int
+    failed: int
+
+    @property
+    def failure_ratio(self) -> float:
+        return self.failed / max(1, self.attempted)
+
+    @property
+    def passed(self) -> bool:
+        # Calls SIPp never finished count as failed too.
+        return self.successful >= 0.99 * self.attempted and self.failure_ratio < 0.01
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(core: str, cmd: list[str]) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        return ["taskset", "-c", core, *cmd]
+    return cmd
+
+
+def start_siphon(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    cmd = pinned(SERVER_CORE, [sys.executable, "-m", "siphon.cli", "dev",
+                               str(ROOT / "examples" / "answer.py"), "--sip-port", str(port),
+                               "--transport", "udp", "--log-level", "warning"])
+    log = (workdir / "siphon.log").open("wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    time.sleep(1.5)
+    return proc
+
+
+def start_sipp_uas(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    cmd = pinned(SERVER_CORE, ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port),
+                               "-nostdin"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=workdir)
+    time.sleep(0.5)
+    return proc
+
+
+_COUNT = re.compile(r"^\s*(Successful call|Failed call|Outgoing calls created)\s*\|\s*\d+\s*\|"
+                    r"\s*(\d+)", re.MULTILINE)
+
+
+def run_load(port: int, rate: int, seconds: float, workdir: Path) -> Trial:
+    calls = max(200, int(rate * seconds))
+    cmd = pinned(LOAD_CORE, [
+        "sipp", f"127.0.0.1:{port}", "-sn", "uac", "-i", "127.0.0.1", "-p", str(free_port()),
+        "-r", str(rate), "-m", str(calls), "-l", str(max(200, rate * 2)), "-nostdin",
+        "-recv_timeout", "5s", "-timeout", f"{int(seconds * 3 + 20)}s", "-max_recv_loops",
+        "10000", "-max_sched_loops", "10000",
+    ])
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir,
+                         timeout=seconds * 4 + 60)
+    counts = {m.group(1): int(m.group(2)) for m in _COUNT.finditer(out.stdout + out.stderr)}
+    ok = counts.get("Successful call", 0)
+    failed = counts.get("Failed call", 0)
+    return Trial(rate, calls, ok, failed + max(0, calls - ok - failed))
+
+
+def highest_rate(label: str, start: Callable[[int, Path], subprocess.Popen[bytes]],
+                 seconds: float, max_rate: int, workdir: Path) -> int:
+    """Double the rate until it fails, then bisect between the last pass and the failure."""
+    best = 0
+    low, high = 0, 0
+    rate = 100
+    print(f"\n== {label} ==", flush=True)
+
+    def trial(rate: int) -> bool:
+        port = free_port()
+        server = start(port, workdir)
+        try:
+            result = run_load(port, rate, seconds, workdir)
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        verdict = "ok" if result.passed else "FAIL"
+        print(f"  {rate:5d} calls/s: {result.successful}/{result.attempted} ok, "
+              f"{result.failed} failed ({100 * result.failure_ratio:.2f}%) {verdict}", flush=True)
+        return result.passed
+
+    while rate <= max_rate:
+        if trial(rate):
+            best = low = rate
+            rate *= 2
+        else:
+            high = rate
+            break
+    if high:
+        for _ in range(3):
+            mid = (low + high) // 2
+            if mid - low < max(20, low // 20):
+                break
+            if trial(mid):
+                best = low = mid
+            else:
+                high = mid
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="load duration per trial")
+    parser.add_argument("--max-rate", type=int, default=6400)
+    args = parser.parse_args()
+    if not shutil.which("sipp"):
+        print("sipp not found: apt-get install sip-tester", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        ours = highest_rate("SIPHON UAS (examples/answer.py, 1 core)", start_siphon,
+                            args.seconds, args.max_rate, workdir)
+        theirs = highest_rate("SIPp UAS (-sn uas, 1 core)", start_sipp_uas, args.seconds,
+                              args.max_rate, workdir)
+    print("\n== result ==")
+    print(f"SIPHON UAS: {ours} calls/s with < 1% failed")
+    print(f"SIPp UAS:   {theirs} calls/s with < 1% failed")
+    ratio = ours / theirs if theirs else float("nan")
+    print(f"ratio:      {ratio:.2f}x (target >= 0.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
