@@ -43,7 +43,7 @@ test: venv debs lint typecheck
 
 # Until the voice issues land, the demo answers one real SIPp call with examples/answer.py.
 demo: venv debs
-	$(BIN)/python benchmarks/demo_call.py
+	$(BIN)/python scripts/demo_call.py
 
 bench: venv debs
 	$(BIN)/python benchmarks/sip_setup_rate.py
