@@ -188,14 +188,11 @@ class SipServer:
                     handler = scope.create_task(
                         self.handler.handle_call(call), name=f"call:{call.call_id}:handler"
                     )
-                    ended = scope.create_task(call.wait_ended(), name=f"call:{call.call_id}:ended")
-                    await asyncio.wait({handler, ended}, return_when=asyncio.FIRST_COMPLETED)
-                    if not handler.done():
-                        # The call ended under the handler (the caller hung up): it gets a
-                        # short grace to finish its own cleanup, then it is cancelled.
-                        await asyncio.wait({handler}, timeout=HANDLER_GRACE_SECONDS)
-                    handler.cancel()
-                    ended.cancel()
+                    # When the call ends under the handler (the caller hung up), the
+                    # handler gets a short grace to finish its own cleanup, then it is
+                    # cancelled: no call leaves work behind.
+                    loop = asyncio.get_running_loop()
+                    call.on_ended(lambda: loop.call_later(HANDLER_GRACE_SECONDS, handler.cancel))
             except* CallFailed as group:
                 log.info("call %s: %s", call.call_id, group.exceptions[0])
             except* Exception as group:

@@ -8,7 +8,7 @@ The call object is a thin, awaitable face over the user agent: ``ring()``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -69,7 +69,9 @@ class SipCall:
         self.on_hold = False
         self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._ended = asyncio.Event()
+        self._end_callbacks: list[Callable[[], object]] = []
         self._acked = asyncio.Event()
+        self._settled = asyncio.Event()  # ACKed or ended: what answer() waits for
         self.server_txn: ServerTxn | None = None  # inbound: the INVITE's transaction
         self.outbound: object | None = None  # outbound: the user agent's client-side state
 
@@ -100,13 +102,10 @@ class SipCall:
     async def answer(self, *, timeout: float | None = None) -> None:
         """Send 200 OK with our SDP answer and wait for the caller's ACK."""
         self._ua.answer(self)
-        wait = asyncio.ensure_future(self._acked.wait())
-        ended = asyncio.ensure_future(self._ended.wait())
-        try:
-            await asyncio.wait({wait, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wait.cancel()
-            ended.cancel()
+        if not self._settled.is_set():
+            # Set by the ACK, or by the end of the call (no ACK within 64*T1, BYE, CANCEL).
+            async with asyncio.timeout(timeout):
+                await self._settled.wait()
         if not self._acked.is_set():
             raise CallFailed(self.end_status or 487, self.end_reason or "ended before ACK")
 
@@ -131,9 +130,17 @@ class SipCall:
             if isinstance(event, CallEnded):
                 return
 
+    def on_ended(self, callback: Callable[[], object]) -> None:
+        """Run ``callback()`` once when the call ends (at once if it already has)."""
+        if self.ended:
+            callback()
+        else:
+            self._end_callbacks.append(callback)
+
     # -- used by the user agent ----------------------------------------------------
     def _mark_acked(self) -> None:
         self._acked.set()
+        self._settled.set()
 
     def _mark_ended(self, reason: str, status: int | None = None) -> bool:
         if self.state is CallState.ENDED:
@@ -144,6 +151,10 @@ class SipCall:
         self.media_endpoint.close()
         self.events.put_nowait(CallEnded(reason, status))
         self._ended.set()
+        self._settled.set()
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        for callback in callbacks:
+            callback()
         return True
 
     def __repr__(self) -> str:

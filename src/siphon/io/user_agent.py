@@ -357,8 +357,12 @@ class UserAgent:
         self._sources.pop(call, None)
         if call._mark_ended(reason, status):
             self.stats["calls_ended"] += 1
-            log.info("call %s ended: %s (%d RTP packets received)", call.call_id, reason,
-                     call.media_endpoint.packets_received)
+            log.info(
+                "call %s ended: %s (%d RTP packets received)",
+                call.call_id,
+                reason,
+                call.media_endpoint.packets_received,
+            )
 
     # -- in-dialog requests --------------------------------------------------------------
     def _in_dialog_request(self, txn: ServerTxn) -> None:

@@ -79,6 +79,9 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
+_COPIED_INTO_RESPONSES = frozenset({"via", "from", "call-id", "cseq"})
+
+
 def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status, "Unknown")
 
@@ -117,8 +120,24 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(seq, method)
 
 
+# Header name as written -> (lookup key, canonical name). Memoised because the same
+# few dozen names recur in every message; bounded because names come from the network.
+_NAMES: dict[str, tuple[str, str]] = {}
+_MAX_MEMO_NAMES = 2048
+
+
+def _names(name: str) -> tuple[str, str]:
+    found = _NAMES.get(name)
+    if found is None:
+        canonical = canonical_name(name)
+        found = (canonical.lower(), canonical)
+        if len(_NAMES) < _MAX_MEMO_NAMES:
+            _NAMES[name] = found
+    return found
+
+
 def _key(name: str) -> str:
-    return canonical_name(name).lower()
+    return _names(name)[0]
 
 
 class Message(ABC):
@@ -167,14 +186,16 @@ class Message(ABC):
         return isinstance(name, str) and self.get(name) is not None
 
     def add(self, name: str, value: str) -> None:
-        name = canonical_name(name)
-        self._headers.append([name.lower(), name, value])
-        self._cache.clear()
+        key, canonical = _names(name)
+        self._headers.append([key, canonical, value])
+        if self._cache:
+            self._cache.clear()
 
     def prepend(self, name: str, value: str) -> None:
-        name = canonical_name(name)
-        self._headers.insert(0, [name.lower(), name, value])
-        self._cache.clear()
+        key, canonical = _names(name)
+        self._headers.insert(0, [key, canonical, value])
+        if self._cache:
+            self._cache.clear()
 
     def set(self, name: str, value: str) -> None:
         """Replace every occurrence of ``name`` by one value, kept at the first position."""
@@ -270,7 +291,11 @@ class Message(ABC):
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return [parse_name_addr(v) for v in self.get_all("Contact")]
+        cached = self._cache.get("contact")
+        if cached is None:
+            cached = self._cache["contact"] = [parse_name_addr(v) for v in self.get_all("Contact")]
+        assert isinstance(cached, list)
+        return cached
 
     @property
     def record_routes(self) -> list[NameAddr]:
@@ -372,18 +397,20 @@ class Request(Message):
         Works on partial requests too (headers that are missing are not copied), so a
         server can answer a malformed request with 400.
         """
-        copied: list[tuple[str, str]] = []
+        response = Response(status, reason or reason_phrase(status), None, body)
+        copied = response._headers
         for key, name, value in self._headers:
-            if key in ("via", "from", "call-id", "cseq"):
-                copied.append((name, value))
+            if key in _COPIED_INTO_RESPONSES:
+                copied.append([key, name, value])
             elif key == "to":
                 if to_tag and status != 100 and ";tag=" not in value.replace(" ", "").lower():
                     value = f"{value};tag={to_tag}"
-                copied.append((name, value))
+                copied.append([key, name, value])
             elif key == "timestamp" and status == 100:
-                copied.append((name, value))  # RFC 3261 §8.2.6.1
-        copied.extend(headers)
-        return Response(status, reason or reason_phrase(status), copied, body)
+                copied.append([key, name, value])  # RFC 3261 §8.2.6.1
+        for name, value in headers:
+            response.add(name, value)
+        return response
 
 
 class Response(Message):
