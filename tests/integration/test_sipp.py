@@ -93,3 +93,50 @@ def test_reinvite_hold_resume_and_info_dtmf(answer_server: ServerProcess, tmp_pa
     assert result.ok, result.errors[-3000:] + result.output[-3000:]
     log = answer_server.log()
     assert "on hold" in log and "resumed" in log
+
+
+@pytest.mark.parametrize(("transport", "sipp_flag"), [("UDP", "u1"), ("TCP", "t1")])
+async def test_our_uac_calls_sipp_uas(transport: str, sipp_flag: str, tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+
+    from tests.conftest import free_port, require_sipp
+    from tests.io.helpers import client_agent
+
+    port = free_port()
+    sipp = subprocess.Popen(
+        [
+            require_sipp(),
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-t",
+            sipp_flag,
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        await asyncio.sleep(0.5)
+        async with client_agent() as ua:
+            call = await ua.call(f"sip:service@127.0.0.1:{port}", transport=transport)
+            assert call.final_response is not None and call.final_response.status == 200
+            assert call.dialog is not None and call.dialog.remote_tag
+            await asyncio.sleep(0.2)
+            await call.hangup()
+            loop = asyncio.get_running_loop()
+            code = await loop.run_in_executor(None, sipp.wait, 15)
+        assert code == 0, "SIPp's UAS saw a failed call (ACK or BYE wrong)"
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
