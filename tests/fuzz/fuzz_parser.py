@@ -240,7 +240,7 @@ def run_atheris(args: argparse.Namespace, corpus: list[bytes]) -> int:
     def one(data: bytes) -> None:
         nonlocal count
         count += 1
-        if args.iterations is not None and count > args.iterations or (
+        if (args.iterations is not None and count > args.iterations) or (
             deadline is not None and time.monotonic() > deadline
         ):
             print(f"fuzz_parser: {count - 1} inputs, no crash", flush=True)

@@ -107,7 +107,10 @@ def test_is_token() -> None:
         ("INVITE, ACK,BYE ,  CANCEL", ["INVITE", "ACK", "BYE", "CANCEL"]),
         ("a,,b,", ["a", "b"]),
         (",", []),
-        ('"Doe, John" <sip:j@example.com>, <sip:x@y>', ['"Doe, John" <sip:j@example.com>', "<sip:x@y>"]),
+        (
+            '"Doe, John" <sip:j@example.com>, <sip:x@y>',
+            ['"Doe, John" <sip:j@example.com>', "<sip:x@y>"],
+        ),
         ("<sip:a@b;x=1,2>, <sip:c@d>", ["<sip:a@b;x=1,2>", "<sip:c@d>"]),
         ('"a \\" , b" <sip:a@b>, c', ['"a \\" , b" <sip:a@b>', "c"]),
         ('"a \\\\", b', ['"a \\\\"', "b"]),
@@ -144,8 +147,14 @@ def test_split_list_unterminated_quote(value: str) -> None:
         (";expires=", {"expires": ""}),
         (';reason="a;b"', {"reason": "a;b"}),
         (';text="say \\"hi\\""', {"text": 'say "hi"'}),
-        (';+sip.instance="<urn:uuid:abc>";reg-id=1', {"+sip.instance": "<urn:uuid:abc>", "reg-id": "1"}),
-        ('; q = 0.33 ; secondparam ; newparam = newvalue', {"q": "0.33", "secondparam": None, "newparam": "newvalue"}),
+        (
+            ';+sip.instance="<urn:uuid:abc>";reg-id=1',
+            {"+sip.instance": "<urn:uuid:abc>", "reg-id": "1"},
+        ),
+        (
+            "; q = 0.33 ; secondparam ; newparam = newvalue",
+            {"q": "0.33", "secondparam": None, "newparam": "newvalue"},
+        ),
     ],
 )
 def test_parse_params(text: str, params: dict[str, str | None]) -> None:
@@ -168,7 +177,9 @@ def test_format_params() -> None:
     assert format_params({"q": 'a"b'}) == ';q="a\\"b"'
 
 
-_PARAM_NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~", min_size=1, max_size=8)
+_PARAM_NAMES = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~", min_size=1, max_size=8
+)
 _PARAM_VALUES = st.one_of(
     st.none(),
     st.text(

@@ -26,7 +26,11 @@ def invite(*extra: tuple[str, str], body: bytes = b"") -> Request:
         "sip:bob@example.com",
         [
             ("Via", "SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds"),
-            ("Via", "SIP/2.0/UDP p1.example.com;branch=z9hG4bK1, SIP/2.0/TCP p2.example.com;branch=z9hG4bK2"),
+            (
+                "Via",
+                "SIP/2.0/UDP p1.example.com;branch=z9hG4bK1, "
+                "SIP/2.0/TCP p2.example.com;branch=z9hG4bK2",
+            ),
             ("Max-Forwards", "70"),
             ("To", "Bob <sip:bob@example.com>"),
             ("From", '"Alice" <sip:alice@example.com>;tag=1928301774'),
@@ -54,7 +58,9 @@ def test_get_is_case_insensitive_and_knows_compact_forms() -> None:
 
 
 def test_added_names_are_canonical() -> None:
-    msg = Request("OPTIONS", "sip:a@b", [("v", "SIP/2.0/UDP h"), ("cseq", "1 OPTIONS"), ("x-Odd", "1")])
+    msg = Request(
+        "OPTIONS", "sip:a@b", [("v", "SIP/2.0/UDP h"), ("cseq", "1 OPTIONS"), ("x-Odd", "1")]
+    )
     assert [name for name, _ in msg.headers] == ["Via", "CSeq", "x-Odd"]
     assert list(msg.iter_headers()) == msg.headers
 
@@ -172,9 +178,7 @@ def test_cseq_separated_by_tab() -> None:
     assert parse_cseq("1\tINVITE") == CSeq(1, "INVITE")
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [("70", 70), (" 0 ", 0), ("255", 255), ("1", 1)]
-)
+@pytest.mark.parametrize(("value", "expected"), [("70", 70), (" 0 ", 0), ("255", 255), ("1", 1)])
 def test_max_forwards(value: str, expected: int) -> None:
     assert invite().max_forwards == 70
     msg = invite()
@@ -191,7 +195,9 @@ def test_bad_max_forwards(value: str) -> None:
     assert info.value.reason == "Bad Max-Forwards"
 
 
-@pytest.mark.xfail(strict=True, reason="message.py: max_forwards must accept leading zeros (see report)")
+@pytest.mark.xfail(
+    strict=True, reason="message.py: max_forwards must accept leading zeros (see report)"
+)
 def test_max_forwards_leading_zeros_rfc4475_wsinv() -> None:
     msg = invite()
     msg.set("Max-Forwards", "0068")
@@ -225,13 +231,9 @@ def test_to_bytes_adds_content_length() -> None:
 
 def test_to_bytes_fixes_content_length_in_place() -> None:
     body = "héllo".encode()
-    msg = Response(
-        200, None, [("Content-Length", "999"), ("Call-ID", "x"), ("l", "3")], body
-    )
+    msg = Response(200, None, [("Content-Length", "999"), ("Call-ID", "x"), ("l", "3")], body)
     assert msg.reason == "OK"
-    assert msg.to_bytes() == (
-        b"SIP/2.0 200 OK\r\nContent-Length: 6\r\nCall-ID: x\r\n\r\n" + body
-    )
+    assert msg.to_bytes() == (b"SIP/2.0 200 OK\r\nContent-Length: 6\r\nCall-ID: x\r\n\r\n" + body)
 
 
 def test_response_properties() -> None:

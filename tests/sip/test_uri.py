@@ -44,7 +44,9 @@ def test_minimal_sip_uri() -> None:
 
 
 def test_sips_uri_with_everything() -> None:
-    uri = sip("sips:alice:secret@example.com:5061;transport=TLS;lr;maddr=239.255.255.1?subject=project%20x&priority=urgent")
+    uri = sip(
+        "sips:alice:secret@example.com:5061;transport=TLS;lr;maddr=239.255.255.1?subject=project%20x&priority=urgent"
+    )
     assert uri.scheme == "sips"
     assert uri.user == "alice"
     assert uri.password == "secret"
@@ -77,7 +79,11 @@ def test_uri_without_user() -> None:
         ("sip:user;par=u%40example.net@example.com", "user;par=u@example.net", None),
         ("sip:%C3%A9t%C3%A9@example.com", "été", "sip:%C3%A9t%C3%A9@example.com"),
         ("sip:%FF@example.com", "\udcff", "sip:%FF@example.com"),
-        ("sip:+1-(415)555.0100@example.com", "+1-(415)555.0100", "sip:+1-(415)555.0100@example.com"),
+        (
+            "sip:+1-(415)555.0100@example.com",
+            "+1-(415)555.0100",
+            "sip:+1-(415)555.0100@example.com",
+        ),
     ],
 )
 def test_user_part_escapes(text: str, user: str, rendered: str | None) -> None:
@@ -212,7 +218,8 @@ def test_local_tel_uri_needs_phone_context() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["tel:", "tel:+", "tel:+-", "tel:++1", "tel:+1 555", "tel:+1\n", "tel:+1\x00", "tel:+1x2"]
+    "text",
+    ["tel:", "tel:+", "tel:+-", "tel:++1", "tel:+1 555", "tel:+1\n", "tel:+1\x00", "tel:+1x2"],
 )
 def test_bad_tel_uris(text: str) -> None:
     with pytest.raises(RemoteProtocolError):
@@ -238,7 +245,18 @@ def test_other_schemes_are_kept_verbatim(text: str, scheme: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "nocolon", ":x", "1abc:foo", "mailto:", "http://exa mple.com", "urn:a<b", "urn:\x00", "<sip:a@b>"]
+    "text",
+    [
+        "",
+        "nocolon",
+        ":x",
+        "1abc:foo",
+        "mailto:",
+        "http://exa mple.com",
+        "urn:a<b",
+        "urn:\x00",
+        "<sip:a@b>",
+    ],
 )
 def test_bad_uris(text: str) -> None:
     with pytest.raises(RemoteProtocolError):
@@ -286,7 +304,10 @@ def test_addr_spec_with_tel_uri() -> None:
     [
         ("caller<sip:caller@example.com>;tag=323", "caller"),  # RFC 4475 lwsdisp
         ("Alice Smith <sip:a@example.com>", "Alice Smith"),
-        ("token1~` token2'+_ token3*%!.- <sip:mundane@example.com>", "token1~` token2'+_ token3*%!.-"),
+        (
+            "token1~` token2'+_ token3*%!.- <sip:mundane@example.com>",
+            "token1~` token2'+_ token3*%!.-",
+        ),
         ("José Ñandú <sip:j@example.com>", "José Ñandú"),
         ('"J Rosenberg \\\\\\""       <sip:jdrosen@example.com>', 'J Rosenberg \\"'),
         ('"Quoted string \\"\\"" <sip:jdrosen@example.com>', 'Quoted string ""'),
@@ -340,7 +361,7 @@ def test_with_tag() -> None:
         "",
         "<>",
         '"unterminated \\" <sip:a@b>',
-        "<sip:a@b>;tag=\"x",
+        '<sip:a@b>;tag="x',
     ],
 )
 def test_bad_name_addrs(value: str) -> None:
@@ -363,14 +384,18 @@ def test_via_ipv4_with_branch_and_rport_flag() -> None:
 
 
 def test_via_received_and_rport_value() -> None:
-    via = parse_via("SIP/2.0/UDP pc33.example.com;branch=z9hG4bKnashds8;received=192.0.2.7;rport=5061")
+    via = parse_via(
+        "SIP/2.0/UDP pc33.example.com;branch=z9hG4bKnashds8;received=192.0.2.7;rport=5061"
+    )
     assert via.host == "pc33.example.com" and via.port is None
     assert via.received == "192.0.2.7"
     assert via.rport == 5061 and via.wants_rport
 
 
 def test_via_ipv6() -> None:
-    via = parse_via("SIP/2.0/TCP [2001:db8::9:1]:6050;received=[2001:db8::9:255];branch=z9hG4bKas3-111")
+    via = parse_via(
+        "SIP/2.0/TCP [2001:db8::9:1]:6050;received=[2001:db8::9:255];branch=z9hG4bKas3-111"
+    )
     assert (via.transport, via.host, via.port) == ("TCP", "[2001:db8::9:1]", 6050)
     assert via.received == "[2001:db8::9:255]"
     assert via.branch == "z9hG4bKas3-111"
@@ -397,9 +422,7 @@ def test_via_comment_is_ignored() -> None:
     assert via.branch == "z9hG4bK1"
 
 
-@pytest.mark.parametrize(
-    "rport", ["\u00b2", "\u0665", "-1", "", "9" * 5000, "123456", "0x10"]
-)
+@pytest.mark.parametrize("rport", ["\u00b2", "\u0665", "-1", "", "9" * 5000, "123456", "0x10"])
 def test_via_rport_never_raises(rport: str) -> None:
     via = parse_via(f"SIP/2.0/UDP h;rport={rport};branch=z9hG4bK1")
     assert via.rport is None
@@ -420,7 +443,7 @@ def test_via_rport_never_raises(rport: str) -> None:
         "SIP/2.0/UDP [::1",
         "SIP/2.0/UDP -host",
         "SIP/2.0/UDP host;=x",
-        "SIP/2.0/UDP host;branch=\"x",
+        'SIP/2.0/UDP host;branch="x',
         ";",
         "SIP/2.0/U@P host",
     ],
@@ -439,7 +462,9 @@ def test_via_str() -> None:
 # --- properties ----------------------------------------------------------------------------
 
 _USER = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x2FF), min_size=1, max_size=15
+    alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x2FF),
+    min_size=1,
+    max_size=15,
 )
 _HOST = st.sampled_from(["example.com", "192.0.2.1", "[2001:db8::1]", "a", "h-1.example.org."])
 

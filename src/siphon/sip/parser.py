@@ -99,8 +99,8 @@ def _parse_head(head: bytes) -> Message:
     for line in header_lines:
         if line[:1] in (" ", "\t"):
             # RFC 3261 §7.3.1: a line starting with white space continues the previous
-            # one, and the fold counts as a single SP. The fold may come anywhere, even
-            # between the header name and its colon (RFC 4475 §3.1.1.1).
+            # one, and the fold counts as a single SP. Unfolding before splitting off the
+            # name also tolerates a fold between the name and its colon.
             if current is None:
                 if error is None:
                     error = RemoteProtocolError(
@@ -280,10 +280,8 @@ def parse_datagram(data: bytes) -> Request | Response:
         raise RemoteProtocolError(
             f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_SIZE}", status_hint=513
         )
-    offset = 0
     # RFC 3261 §7.5: ignore CRLFs before the start line.
-    while data.startswith(b"\r\n", offset) or data.startswith(b"\n", offset):
-        offset += 2 if data.startswith(b"\r\n", offset) else 1
+    offset = len(data) - len(data.lstrip(b"\r\n"))
     if offset >= len(data):
         raise RemoteProtocolError("empty message")
     head_end, body_start = _find_head_end(data, offset)
