@@ -59,6 +59,10 @@ def response_destination(via: Via, source: Address, reliable: bool) -> Address:
     return (host.strip("[]"), 5060)
 
 
+# Final failures that are part of normal call flow, not rejections worth a log line.
+_ROUTINE_FAILURES = frozenset({401, 407, 480, 486, 487, 603})
+
+
 class ServerTxn:
     """A received request, its server transaction, and how to answer it."""
 
@@ -96,6 +100,8 @@ class ServerTxn:
             status, reason, to_tag=to_tag, headers=self._stack.common_headers(headers), body=body
         )
         self.respond(response)
+        if status >= 400 and status not in _ROUTINE_FAILURES:
+            self._stack.log_rejection(self.request, self.source, response)
         return response
 
 
@@ -230,6 +236,17 @@ class SipStack:
     @property
     def transaction_count(self) -> int:
         return len(self._server_txs) + len(self._client_txs)
+
+    def log_rejection(self, request: Request, source: Address, response: Response) -> None:
+        self.stats[f"rejected_{response.status}"] += 1
+        self._reject_log.warning(
+            "rejected %s from %s:%d with %d %s",
+            request.method,
+            source[0],
+            source[1],
+            response.status,
+            response.reason,
+        )
 
     # -- receiving ------------------------------------------------------------------
     def keepalive_received(self, source: Address, transport: SipTransport) -> None:
