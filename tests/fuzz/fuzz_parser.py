@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import importlib.util
 import os
 import random
 import sys
@@ -28,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
@@ -148,8 +151,8 @@ def check(data: bytes, chunks: list[int]) -> None:
                 round_trip(streamed)
             pos += size
     except RemoteProtocolError as exc:
-        if exc.partial is not None:
-            exercise(exc.partial)  # type: ignore[arg-type]
+        if isinstance(exc.partial, Request):
+            exercise(exc.partial)
 
 
 def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
@@ -232,7 +235,7 @@ def run_random(args: argparse.Namespace, corpus: list[bytes]) -> int:
 
 
 def run_atheris(args: argparse.Namespace, corpus: list[bytes]) -> int:
-    import atheris  # type: ignore[import-not-found]
+    atheris: Any = importlib.import_module("atheris")
 
     deadline = time.monotonic() + args.seconds if args.seconds else None
     count = 0
@@ -294,12 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus = load_corpus(args.corpus)
     engine = args.engine
     if engine == "auto":
-        try:
-            import atheris  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            engine = "random"
-        else:
-            engine = "atheris"
+        engine = "atheris" if importlib.util.find_spec("atheris") is not None else "random"
     runner: Callable[[argparse.Namespace, list[bytes]], int]
     runner = run_atheris if engine == "atheris" else run_random
     return runner(args, corpus)

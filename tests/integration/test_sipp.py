@@ -98,32 +98,29 @@ def test_reinvite_hold_resume_and_info_dtmf(answer_server: ServerProcess, tmp_pa
 @pytest.mark.parametrize(("transport", "sipp_flag"), [("UDP", "u1"), ("TCP", "t1")])
 async def test_our_uac_calls_sipp_uas(transport: str, sipp_flag: str, tmp_path: Path) -> None:
     import asyncio
-    import subprocess
 
     from tests.conftest import free_port, require_sipp
     from tests.io.helpers import client_agent
 
     port = free_port()
-    sipp = subprocess.Popen(
-        [
-            require_sipp(),
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-t",
-            sipp_flag,
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "20s",
-            "-timeout_error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    sipp = await asyncio.create_subprocess_exec(
+        require_sipp(),
+        "-sn",
+        "uas",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-t",
+        sipp_flag,
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "20s",
+        "-timeout_error",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
         cwd=tmp_path,
     )
     try:
@@ -134,9 +131,9 @@ async def test_our_uac_calls_sipp_uas(transport: str, sipp_flag: str, tmp_path: 
             assert call.dialog is not None and call.dialog.remote_tag
             await asyncio.sleep(0.2)
             await call.hangup()
-            loop = asyncio.get_running_loop()
-            code = await loop.run_in_executor(None, sipp.wait, 15)
+            code = await asyncio.wait_for(sipp.wait(), 15)
         assert code == 0, "SIPp's UAS saw a failed call (ACK or BYE wrong)"
     finally:
-        if sipp.poll() is None:
+        if sipp.returncode is None:
             sipp.kill()
+            await sipp.wait()

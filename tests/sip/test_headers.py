@@ -183,7 +183,7 @@ _PARAM_NAMES = st.text(
 _PARAM_VALUES = st.one_of(
     st.none(),
     st.text(
-        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n"),
+        alphabet=st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\r\n"),
         max_size=12,
     ),
 )

@@ -462,7 +462,7 @@ def test_via_str() -> None:
 # --- properties ----------------------------------------------------------------------------
 
 _USER = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x2FF),
+    alphabet=st.characters(exclude_categories=["Cs"], max_codepoint=0x2FF),
     min_size=1,
     max_size=15,
 )

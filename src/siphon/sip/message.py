@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siphon.errors import RemoteProtocolError
-from siphon.sip.headers import LIST_HEADERS, canonical_name, split_list
+from siphon.sip.headers import LIST_HEADERS, canonical_name, is_token, split_list
 from siphon.sip.uri import NameAddr, Uri, Via, parse_name_addr, parse_uri, parse_via
 
 SIP_VERSION = "SIP/2.0"
@@ -109,10 +109,13 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
-    number, _, method = value.strip().partition(" ")
-    method = method.strip()
+    # RFC 3261 §20.16: CSeq = 1*DIGIT LWS Method (any white space between them).
+    parts = value.split()
+    if len(parts) != 2:
+        raise RemoteProtocolError(f"bad CSeq {value!r}", reason="Bad CSeq")
+    number, method = parts
     # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer.
-    if not number.isascii() or not number.isdigit() or len(number) > 10 or not method:
+    if not number.isascii() or not number.isdigit() or len(number) > 10 or not is_token(method):
         raise RemoteProtocolError(f"bad CSeq {value!r}", reason="Bad CSeq")
     seq = int(number)
     if seq >= 2**32:
@@ -311,10 +314,17 @@ class Message(ABC):
         if value is None:
             return None
         value = value.strip()
-        # RFC 3261 §20.22: 1*DIGIT; values above 255 are not meaningful.
-        if not value.isascii() or not value.isdigit() or len(value) > 3 or int(value) > 255:
+        # RFC 3261 §20.22: 1*DIGIT (leading zeros allowed, RFC 4475 wsinv); above 255
+        # is not meaningful.
+        digits = value.lstrip("0")
+        if (
+            not value.isascii()
+            or not value.isdigit()
+            or len(digits) > 3
+            or int(digits or "0") > 255
+        ):
             raise RemoteProtocolError(f"bad Max-Forwards {value!r}", reason="Bad Max-Forwards")
-        return int(value)
+        return int(digits or "0")
 
     @property
     def content_type(self) -> str | None:

@@ -33,6 +33,7 @@ MAX_URI_LENGTH = 8_192
 _WSP = " \t"
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
+_VERSION_RE = re.compile(r"SIP/[0-9]{1,3}\.[0-9]{1,3}", re.IGNORECASE)
 # Control characters other than HTAB are not allowed in a Reason-Phrase (RFC 3261 §25.1).
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # A NUL is allowed in a header only as a quoted-pair inside a quoted string (RFC 3261
@@ -148,7 +149,7 @@ def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
     answer); a request line whose method and version can be read gives a partial
     request, so its error is returned for ``_parse_head`` to raise with the headers.
     """
-    if line.startswith("SIP/"):
+    if line.startswith("SIP/") or line[:4].upper() == "SIP/":  # the version is case-insensitive
         parts = line.split(" ", 2)
         if len(parts) < 2 or parts[0].upper() != SIP_VERSION or not _STATUS_RE.fullmatch(parts[1]):
             raise RemoteProtocolError(f"bad status line {line[:60]!r}", reason="Bad Status Line")
@@ -179,7 +180,7 @@ def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
     words = [word for word in words if word]
     method = words[0] if words else ""
     version = words[-1] if len(words) >= 3 else ""
-    if not _TOKEN_RE.fullmatch(method) or not version.upper().startswith("SIP/"):
+    if not _TOKEN_RE.fullmatch(method) or not _VERSION_RE.fullmatch(version):
         raise RemoteProtocolError(f"bad request line {line[:60]!r}", reason="Bad Request Line")
     request = Request(method, " ".join(words[1:-1]))
     if version.upper() != SIP_VERSION:
