@@ -35,8 +35,18 @@ def main() -> int:
         log_path = Path(tmp) / "siphon.log"
         with log_path.open("w") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "siphon.cli", "dev", str(ROOT / "examples/answer.py"),
-                 "--sip-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "siphon.cli",
+                    "dev",
+                    str(ROOT / "examples/answer.py"),
+                    "--sip-port",
+                    str(port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             deadline = time.monotonic() + 15
             while "ready:" not in log_path.read_text() and time.monotonic() < deadline:
@@ -45,13 +55,37 @@ def main() -> int:
             print("caller: SIPp plays 8 s of G.711 speech (g711a.pcap) into the call...\n")
             trace = Path(tmp) / "messages.log"
             result = subprocess.run(
-                ["sipp", f"127.0.0.1:{port}", "-sf", str(ROOT / "tests/sipp/uac_pcap.xml"),
-                 "-s", "demo", "-i", "127.0.0.1", "-p", str(free_port()), "-mp",
-                 str(free_port() & ~1), "-m", "1", "-nostdin", "-timeout", "30s",
-                 "-trace_msg", "-message_file", str(trace)],
-                capture_output=True, text=True, timeout=60)
-            ladder = re.findall(r"^(UDP message (?:sent|received)).*?\n\n(.+?)$",
-                                trace.read_text(errors="replace"), re.MULTILINE | re.DOTALL)
+                [
+                    "sipp",
+                    f"127.0.0.1:{port}",
+                    "-sf",
+                    str(ROOT / "tests/sipp/uac_pcap.xml"),
+                    "-s",
+                    "demo",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(free_port()),
+                    "-mp",
+                    str(free_port() & ~1),
+                    "-m",
+                    "1",
+                    "-nostdin",
+                    "-timeout",
+                    "30s",
+                    "-trace_msg",
+                    "-message_file",
+                    str(trace),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            ladder = re.findall(
+                r"^(UDP message (?:sent|received)).*?\n\n(.+?)$",
+                trace.read_text(errors="replace"),
+                re.MULTILINE | re.DOTALL,
+            )
             for direction, first_line in ladder:
                 arrow = "caller -> agent" if "sent" in direction else "agent -> caller"
                 print(f"  {arrow}: {first_line.strip()}")

@@ -3,8 +3,8 @@
 An application is anything with ``async def handle_call(self, call)``: ``App``
 wraps a plain coroutine function; the voice ``Agent`` implements the same hook.
 ``SipServer`` binds the SIP transports, builds the user agent, and runs one task
-per call, each in its own ``TaskGroup``: the handler and a watcher that cancels
-it when the call ends, so no call leaves work behind.
+per call in its ``TaskGroup``: the handler runs in it, and is cancelled shortly
+after the call ends if it has not returned, so no call leaves work behind.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from siphon.errors import ConfigError
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.ports import RtpPortAllocator
-from siphon.io.sip_stack import SipStack
+from siphon.io.sip_stack import SipStack, advertised_address
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.sip.auth import DigestServer
 from siphon.sip.timers import SipTimers
@@ -83,6 +83,8 @@ class ServerConfig:
     user_agent: str = "SIPHON/0.1"
     auth: dict[str, str] | None = None
     realm: str = "siphon"
+    # An inbound call the app has not answered by then gets 408.
+    ring_timeout: float = 120.0
     # How long a graceful stop waits for active calls before hanging them up.
     drain_timeout: float = 30.0
 
@@ -97,11 +99,7 @@ class SipServer:
         self.handler = handler
         self.config = config or ServerConfig()
         cfg = self.config
-        media_host = (
-            cfg.media_host
-            or cfg.advertised_host
-            or (cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1")
-        )
+        media_host = cfg.media_host or cfg.advertised_host or advertised_address(cfg.host)
         self.stack = SipStack(
             timers=cfg.timers, user_agent=cfg.user_agent, advertised_host=cfg.advertised_host
         )
@@ -117,7 +115,12 @@ class SipServer:
                 cfg.rtp_port_end,
                 host=cfg.host if cfg.host not in ("0.0.0.0", "::") else "0.0.0.0",
             ),
-            config=UaConfig(media_host=media_host, user_agent=cfg.user_agent, auth=digest),
+            config=UaConfig(
+                media_host=media_host,
+                user_agent=cfg.user_agent,
+                auth=digest,
+                ring_timeout=cfg.ring_timeout,
+            ),
             on_call=self._spawn_call,
         )
         self.calls: set[SipCall] = set()
@@ -162,7 +165,10 @@ class SipServer:
                     self.config.drain_timeout,
                 )
         for call in list(self.calls):
-            await call.hangup("server shutdown")
+            try:
+                await call.hangup("server shutdown")
+            except Exception:  # one broken call must not stop the others' shutdown
+                log.exception("call %s: hangup at shutdown failed", call.call_id)
 
     def close(self) -> None:
         if self._closed:
@@ -174,7 +180,7 @@ class SipServer:
     # -- one task per call -------------------------------------------------------------
     def _spawn_call(self, call: SipCall) -> None:
         if self._group is None:
-            call.server_txn and call.server_txn.reply(503, headers=[("Retry-After", "5")])
+            self.ua.reject(call, 503, headers=[("Retry-After", "5")])
             return
         self.calls.add(call)
         self._group.create_task(self._run_call(call), name=f"call:{call.call_id}")
@@ -184,15 +190,7 @@ class SipServer:
             if not await self.ua.prepare_inbound(call):
                 return
             try:
-                async with asyncio.TaskGroup() as scope:
-                    handler = scope.create_task(
-                        self.handler.handle_call(call), name=f"call:{call.call_id}:handler"
-                    )
-                    # When the call ends under the handler (the caller hung up), the
-                    # handler gets a short grace to finish its own cleanup, then it is
-                    # cancelled: no call leaves work behind.
-                    loop = asyncio.get_running_loop()
-                    call.on_ended(lambda: loop.call_later(HANDLER_GRACE_SECONDS, handler.cancel))
+                await self._run_handler(call)
             except* CallFailed as group:
                 log.info("call %s: %s", call.call_id, group.exceptions[0])
             except* Exception as group:
@@ -206,4 +204,49 @@ class SipServer:
         finally:
             self.calls.discard(call)
             if not call.ended:
+                self.ua.reject(call, 500, "Server Internal Error")  # if still unanswered
                 self.ua.end(call, "internal error")
+
+    async def _run_handler(self, call: SipCall) -> None:
+        """Run the application's handler in this call's task.
+
+        When the call ends under the handler (the caller hung up), the handler gets
+        a short grace to finish its own cleanup, then it is cancelled: no call leaves
+        work behind. That cancellation ends the handler like a return, and so does a
+        CancelledError the handler raises itself (when the handler had a task of its
+        own, that task merely ended cancelled); a cancellation of this task from
+        outside (the server shutting down) propagates. The handler runs in the call's
+        own task rather than a task of its own: one task per call is enough.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        grace: asyncio.TimerHandle | None = None
+        expired = returned = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        def start_grace() -> None:
+            nonlocal grace
+            if not returned:  # the call may end after the handler, during our cleanup
+                grace = loop.call_later(HANDLER_GRACE_SECONDS, expire)
+
+        call.on_ended(start_grace)
+        try:
+            await self.handler.handle_call(call)
+        except asyncio.CancelledError:
+            if expired:
+                if task.uncancel() > 0:  # cancelled from outside as well
+                    raise
+            elif task.cancelling():
+                raise
+        else:
+            if expired:  # the handler swallowed our cancellation: take it back
+                task.uncancel()
+        finally:
+            returned = True
+            if grace is not None:
+                grace.cancel()

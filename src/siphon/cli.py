@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import logging
@@ -41,6 +42,21 @@ def _setup_logging(level: str, json_logs: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+# Net allocations between collections of the youngest generation (CPython: 700).
+# Each young collection promotes what is alive at that moment, the objects of the
+# calls in progress included, and promoted objects count towards the next full
+# collection, which rescans everything a server keeps: transactions linger for
+# 64*T1 (32 s), so a busy server holds hundreds of thousands of objects. Collecting
+# the young generation less often lets most of a call's objects die young instead.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Garbage collector settings for a long-running server (see GC_YOUNG_THRESHOLD)."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def load_handlers(path: str) -> dict[str, CallHandler]:
@@ -162,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"siphon: {exc}", file=sys.stderr)
         return 2
+    tune_gc()
     try:
         import uvloop  # type: ignore[import-not-found,unused-ignore]
     except ImportError:

@@ -221,3 +221,39 @@ def test_quote_unquote_round_trip(text: str) -> None:
     # A quoted string is one list element and one parameter value.
     assert split_list(f"{quoted} <sip:a@b>, <sip:c@d>")[0] == f"{quoted} <sip:a@b>"
     assert parse_params(f";p={quoted};q=1") == {"p": text, "q": "1"}
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                ";",
+                "=",
+                "a",
+                "Tag",
+                "branch=z9hG4bK1",
+                "rport",
+                '"',
+                "\\",
+                " ",
+                "\t",
+                "\x0b",
+                "\u3000",
+                "é",
+                "==",
+            ]
+        ),
+        max_size=10,
+    ).map("".join)
+)
+def test_parse_params_fast_path_agrees_with_the_general_one(text: str) -> None:
+    from siphon.sip import headers
+
+    def outcome(parse: object) -> object:
+        try:
+            return parse(text)  # type: ignore[operator]
+        except RemoteProtocolError as exc:
+            return ("error", exc.reason)
+
+    assert outcome(headers.parse_params) == outcome(headers._parse_params_general)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -507,3 +509,173 @@ def test_name_addr_str_round_trip(display: str | None, tag: str) -> None:
     na = NameAddr(SipUri("example.com", "alice"), display or None, {"tag": tag})
     again = parse_name_addr(str(na))
     assert again == na
+
+
+# --- fast paths against the general parser ----------------------------------------------
+# parse_uri, parse_name_addr and parse_via read common forms with one regular
+# expression each; on anything they accept, the general parser must agree exactly.
+
+_PIECES = [
+    "sip:",
+    "sips:",
+    "tel:",
+    "alice",
+    "Bob",
+    "@",
+    ":",
+    ";",
+    "=",
+    "?",
+    "&",
+    "%41",
+    "%",
+    ",",
+    "example.com",
+    "host-1.",
+    "127.0.0.1",
+    "[::1]",
+    "5060",
+    "65536",
+    "0",
+    "lr",
+    "tag",
+    "transport=TCP",
+    "user=phone",
+    "<",
+    ">",
+    '"',
+    "\\",
+    " ",
+    "\t",
+    "\x0b",
+    "\u3000",
+    "é",
+    "*",
+    "(",
+    ")",
+    "SIP/2.0/",
+    "sip/2.0/",
+    "UDP",
+    "tcp",
+    "branch=z9hG4bK1",
+    "rport",
+    "+",
+]
+_texts = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
+
+
+def _outcome(parse: object, text: str) -> object:
+    try:
+        return parse(text)  # type: ignore[operator]
+    except RemoteProtocolError as exc:
+        return ("error", exc.reason)
+
+
+@pytest.mark.parametrize(
+    ("fast", "general"),
+    [
+        (parse_uri, "_parse_uri_general"),
+        (parse_name_addr, "_parse_name_addr_general"),
+        (parse_via, "_parse_via_general"),
+    ],
+)
+@settings(max_examples=3000, deadline=None)
+@given(text=_texts)
+def test_fast_paths_agree_with_the_general_parser(fast: object, general: str, text: str) -> None:
+    from siphon.sip import uri
+
+    assert _outcome(fast, text) == _outcome(getattr(uri, general), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sip:service@127.0.0.1:5060",
+        "sips:a@b.example;transport=tcp;lr",
+        "sip:a@b:65536",
+        "sip:a;b@host",
+        "sip:host;maddr=[::1]",
+        "sip:a@b;x=y=z",
+        "sip:a%41@b",
+        "sipp <sip:sipp@127.0.0.1:5061>;tag=1",
+        '"Alice \\"A\\"" <sip:a@b>',
+        '"" <sip:a@b>;tag=x',
+        "sip:sipp@127.0.0.1:5061",
+        "sip:a@b;tag=1",
+        "sip:a,b@c",
+        "Bob\u3000<sip:a@b>",
+        "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1",
+        "SIP/2.0/UDP host:99999;branch=x",
+        "SIP/2.0/tcp h;received=1.2.3.4 (comment)",
+    ],
+)
+def test_fast_paths_agree_on_known_cases(text: str) -> None:
+    from siphon.sip import uri
+
+    for fast, general in (
+        (parse_uri, uri._parse_uri_general),
+        (parse_name_addr, uri._parse_name_addr_general),
+        (parse_via, uri._parse_via_general),
+    ):
+        assert _outcome(fast, text) == _outcome(general, text), (fast, text)
+
+
+def _structured_samples(seed: int, count: int) -> list[tuple[str, str]]:
+    """URI, name-addr and Via texts built like real ones, with odd characters mixed in."""
+    rnd = random.Random(seed)
+    odd = [*"-._!~*'()&=+$,;?/:@[] \t\"<>é", "%4", "%41"]
+
+    def word(n: int = 4) -> str:
+        return "".join(
+            rnd.choice(odd) if rnd.random() < 0.3 else rnd.choice("abcXYZ0189")
+            for _ in range(rnd.randint(0, n))
+        )
+
+    def host() -> str:
+        return rnd.choice(["example.com", "h", "127.0.0.1", "[::1]", "a-b.c.", "-x", "x_", word(5)])
+
+    def port() -> str:
+        return rnd.choice(["5060", "0", "65535", "65536", "123456", "", word(2)])
+
+    def params() -> str:
+        return "".join(
+            ";" + word() + ("=" + word() if rnd.random() < 0.6 else "")
+            for _ in range(rnd.randint(0, 3))
+        )
+
+    def sip_uri() -> str:
+        text = rnd.choice(["sip:", "sips:", "SIP:", "sip:"])
+        if rnd.random() < 0.6:
+            text += word(5) + (":" + word(3) if rnd.random() < 0.2 else "") + "@"
+        text += host() + (":" + port() if rnd.random() < 0.5 else "") + params()
+        return text + ("?" + word() if rnd.random() < 0.1 else "")
+
+    def name_addr() -> str:
+        display = rnd.choice(["", "Bob ", "Bob  Smith\t", '"Al ice" ', '"A\\"B" ', '""', "é "])
+        text = display + "<" + sip_uri() + ">" if rnd.random() < 0.7 else sip_uri()
+        text += rnd.choice(["", " "]) + params()
+        return rnd.choice(["", " "]) + text + rnd.choice(["", " ", "\x0b"])
+
+    def via() -> str:
+        text = rnd.choice(["SIP/2.0/", "sip/2.0/", "SIP / 2.0 / "]) + rnd.choice(["UDP", "tcp"])
+        text += (
+            rnd.choice([" ", "  ", "\t"]) + host() + (":" + port() if rnd.random() < 0.5 else "")
+        )
+        text += params() + (" (" + word(3) + ")" if rnd.random() < 0.1 else "")
+        return text
+
+    kinds = [("uri", sip_uri), ("name-addr", name_addr), ("via", via)]
+    return [(kind, make()) for _ in range(count) for kind, make in kinds]
+
+
+def test_fast_paths_agree_on_structured_samples() -> None:
+    from siphon.sip import uri
+
+    parsers = {
+        "uri": (parse_uri, uri._parse_uri_general),
+        "name-addr": (parse_name_addr, uri._parse_name_addr_general),
+        "via": (parse_via, uri._parse_via_general),
+    }
+    for kind, text in _structured_samples(seed=3261, count=20_000):
+        fast, general = parsers[kind]
+        assert _outcome(fast, text) == _outcome(general, text), (kind, text)

@@ -8,6 +8,7 @@ The call object is a thin, awaitable face over the user agent: ``ring()``,
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -16,12 +17,18 @@ from siphon.errors import SiphonError
 from siphon.events import CallEnded, CallEvent
 from siphon.sip.dialog import Dialog
 from siphon.sip.message import Request, Response
-from siphon.sip.sdp import NegotiatedMedia, SdpSession
+from siphon.sip.sdp import Direction, NegotiatedMedia, SdpSession
 
 if TYPE_CHECKING:
     from siphon.io.ports import MediaEndpoint
     from siphon.io.sip_stack import ServerTxn
     from siphon.io.user_agent import UserAgent
+
+
+log = logging.getLogger("siphon.call")
+
+# Events a call queues for its app before new ones are dropped (and counted).
+MAX_QUEUED_EVENTS = 256
 
 
 class CallState(Enum):
@@ -66,8 +73,14 @@ class SipCall:
         self.final_response: Response | None = None
         self.end_reason: str | None = None
         self.end_status: int | None = None
-        self.on_hold = False
-        self.events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self.on_hold = False  # the peer holds us (we may not send)
+        self.local_direction = Direction.SENDRECV  # what we asked for (hold = sendonly)
+        # Bounded: a peer must not grow our memory with INFOs the app never reads.
+        self.events: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=MAX_QUEUED_EVENTS)
+        self.events_dropped = 0
+        self.pending_ack_cseq: int | None = None  # CSeq of the INVITE whose 2xx awaits ACK
+        self.bye_pending: str | None = None  # hangup() waiting for that ACK (RFC 3261 §15)
+        self.reinvite_pending = False  # our own re-INVITE is in progress (glare, §14)
         self._ended = asyncio.Event()
         self._end_callbacks: list[Callable[[], object]] = []
         self._acked = asyncio.Event()
@@ -104,8 +117,11 @@ class SipCall:
         self._ua.answer(self)
         if not self._settled.is_set():
             # Set by the ACK, or by the end of the call (no ACK within 64*T1, BYE, CANCEL).
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # asyncio.timeout(None) would only cost time
                 await self._settled.wait()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._settled.wait()
         if not self._acked.is_set():
             raise CallFailed(self.end_status or 487, self.end_reason or "ended before ACK")
 
@@ -138,6 +154,13 @@ class SipCall:
             self._end_callbacks.append(callback)
 
     # -- used by the user agent ----------------------------------------------------
+    def emit(self, event: CallEvent) -> None:
+        try:
+            self.events.put_nowait(event)
+        except asyncio.QueueFull:
+            self.events_dropped += 1
+            log.warning("call %s: event queue full, dropped %r", self.call_id, event)
+
     def _mark_acked(self) -> None:
         self._acked.set()
         self._settled.set()
@@ -149,12 +172,17 @@ class SipCall:
         self.end_reason = reason
         self.end_status = status
         self.media_endpoint.close()
+        if self.events.full():
+            self.events.get_nowait()  # CallEnded must always get through
         self.events.put_nowait(CallEnded(reason, status))
         self._ended.set()
         self._settled.set()
         callbacks, self._end_callbacks = self._end_callbacks, []
         for callback in callbacks:
-            callback()
+            try:
+                callback()
+            except Exception:  # an app callback must not break the user agent
+                log.exception("call %s: on_ended callback failed", self.call_id)
         return True
 
     def __repr__(self) -> str:

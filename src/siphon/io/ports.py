@@ -87,17 +87,32 @@ class MediaEndpoint:
 
     async def open(self) -> int:
         loop = asyncio.get_running_loop()
+        host = self._allocator.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(min(self._allocator.capacity, 64)):
             port = self._allocator.allocate()
+            # We bind the socket ourselves and hand it over: given local_addr instead,
+            # the loop resolves the address first, which costs more than the bind.
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: self._protocol,
-                    local_addr=(self._allocator.host, port),
-                    family=socket.AF_INET6 if ":" in self._allocator.host else socket.AF_INET,
-                )
+                sock.setblocking(False)
+                sock.bind((host, port))
             except OSError:
+                sock.close()
                 self._allocator.release(port)  # taken by another process: try the next pair
                 continue
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: self._protocol, sock=sock
+                )
+            except OSError:
+                sock.close()
+                self._allocator.release(port)
+                continue
+            except BaseException:
+                sock.close()
+                self._allocator.release(port)
+                raise
             self._transport = transport
             self.port = port
             return port

@@ -9,7 +9,9 @@ the business of the ``RequestHandler`` (the user agent, ``user_agent.py``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,37 @@ ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 
 
+def uri_host(host: str) -> str:
+    """``host`` as it is written in a URI or Via: IPv6 literals in brackets (RFC 3261 §25.1)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def advertised_address(bound: str) -> str:
+    """The address to put in Via/Contact/SDP when bound to ``bound``.
+
+    A wildcard bind has no single address: take this host's name's first non-loopback
+    address, else loopback with a warning (pass ``--advertise`` behind NAT anyway).
+    """
+    if bound not in ("0.0.0.0", "::", ""):
+        return bound
+    family = socket.AF_INET6 if bound == "::" else socket.AF_INET
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_DGRAM):
+            address = str(info[4][0])
+            if not ipaddress.ip_address(address).is_loopback:
+                return address
+    except (OSError, ValueError):
+        pass
+    log.warning(
+        "bound to %s and no other address found: advertising loopback; "
+        "set advertised_host (--advertise) to the address peers reach",
+        bound,
+    )
+    return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
 def response_destination(via: Via, source: Address, reliable: bool) -> Address:
     """Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4)."""
     if reliable:
@@ -66,7 +99,16 @@ _ROUTINE_FAILURES = frozenset({401, 407, 480, 486, 487, 603})
 class ServerTxn:
     """A received request, its server transaction, and how to answer it."""
 
-    __slots__ = ("_stack", "destination", "request", "source", "timers", "transport", "tx")
+    __slots__ = (
+        "_stack",
+        "destination",
+        "fallback",
+        "request",
+        "source",
+        "timers",
+        "transport",
+        "tx",
+    )
 
     def __init__(
         self, stack: SipStack, tx: ServerTransaction, transport: SipTransport, source: Address
@@ -77,6 +119,9 @@ class ServerTxn:
         self.transport = transport
         self.source = source
         self.destination = response_destination(self.request.top_via, source, transport.reliable)
+        # RFC 3261 §18.2.2: when the request's connection is gone, connect to the
+        # address in Via (received, sent-by port) instead.
+        self.fallback = response_destination(self.request.top_via, source, False)
         self.timers: dict[TimerName, TimerHandle] = {}
 
     @property
@@ -86,6 +131,10 @@ class ServerTxn:
 
     def respond(self, response: Response) -> None:
         self._stack._run_server(self, self.tx.send_response(response, self._stack.now()))
+        if response.status >= 200:
+            # The TU has given its final answer: from now on the transaction keeps
+            # the request only to recognise retransmissions, for up to 64*T1.
+            self.request.release_views()
 
     def reply(
         self,
@@ -170,6 +219,10 @@ class SipStack:
         self._queue: TimerQueue | None = None
         self._reject_log = RateLimitedLogger(log)
         self._closed = False
+        # Bound once: each pending timer refers to these rather than to a bound
+        # method object of its own.
+        self._fire_server_cb = self._fire_server
+        self._fire_client_cb = self._fire_client
 
     # -- lifecycle ------------------------------------------------------------------
     async def listen(
@@ -192,10 +245,8 @@ class SipStack:
                 raise ValueError(f"unknown SIP transport {name!r}: use 'udp' or 'tcp'")
             local = transport.local_address
             port = local[1]  # port 0 -> the kernel's choice, shared by the next transport
-            adv_host = self.advertised_host or (
-                local[0] if local[0] not in ("0.0.0.0", "::") else "127.0.0.1"
-            )
-            self._listeners[kind] = Listener(transport, (adv_host, local[1]))
+            adv_host = self.advertised_host or advertised_address(local[0])
+            self._listeners[kind] = Listener(transport, (uri_host(adv_host), local[1]))
             log.info("SIP listening on %s %s:%d", kind, local[0], local[1])
 
     def close(self) -> None:
@@ -260,9 +311,11 @@ class SipStack:
         if isinstance(partial, Request) and partial.method != "ACK":
             # RFC 3261 §8.2 / §21.4.1: answer when we know where and to what.
             try:
-                via = partial.top_via
-                partial.call_id  # noqa: B018 - must be readable to answer
-                destination = response_destination(via, source, transport.reliable)
+                partial.top_via  # noqa: B018 - must be readable to answer
+                partial.call_id  # noqa: B018
+                # To the source, never to the Via of a message we could not read: that
+                # could be anyone's address (RFC 3581 §4 behaviour).
+                destination = source
                 response = partial.make_response(
                     error.status_hint, error.reason, headers=self.common_headers()
                 )
@@ -295,7 +348,8 @@ class SipStack:
                 self._response_received(message, source)
         except RemoteProtocolError as exc:
             exc.partial = exc.partial or (message if isinstance(message, Request) else None)
-            self.bad_input(exc, b"", source, transport)
+            if not self._answer_in_transaction(message, exc):
+                self.bad_input(exc, b"", source, transport)
         except Exception:
             # A bug of ours must cost one message, never the process (DESIGN: errors).
             self.stats["internal_errors"] += 1
@@ -307,15 +361,37 @@ class SipStack:
                     reason="Server Internal Error",
                     partial=message,
                 )
-                self.bad_input(error, b"", source, transport)
+                if not self._answer_in_transaction(message, error):
+                    self.bad_input(error, b"", source, transport)
+
+    def _answer_in_transaction(
+        self, message: Request | Response, error: RemoteProtocolError
+    ) -> bool:
+        """Answer an error through the request's transaction when it already has one.
+
+        A stateless answer would leave that transaction waiting for ever and absorb
+        the request's retransmissions unanswered.
+        """
+        if not isinstance(message, Request) or message.method == "ACK":
+            return False
+        try:
+            txn = self._server_txs.get(server_key(message))
+        except RemoteProtocolError:
+            return False
+        if txn is None or txn.final_sent:
+            return txn is not None
+        txn.reply(error.status_hint, error.reason)
+        return True
 
     def _request_received(self, request: Request, source: Address, transport: SipTransport) -> None:
         self.stats["requests_in"] += 1
         via = request.top_via
-        # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from.
-        if via.wants_rport or via.host.strip("[]") != source[0]:
-            params = dict(via.params)
-            params["received"] = source[0]
+        # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from. A
+        # "received" the client wrote itself is never trusted (it would steer responses).
+        if via.wants_rport or via.received is not None or via.host.strip("[]") != source[0]:
+            params = {k: v for k, v in via.params.items() if k != "received"}
+            if via.wants_rport or via.host.strip("[]") != source[0]:
+                params["received"] = source[0]
             if via.wants_rport:
                 params["rport"] = str(source[1])
             request.replace_top_via(Via(via.transport, via.host, via.port, params))
@@ -331,10 +407,12 @@ class SipStack:
             return
         tx: ServerTransaction
         if request.method == "INVITE":
-            tx = ServerInviteTransaction(request, reliable=transport.reliable, timers=self.timers)
+            tx = ServerInviteTransaction(
+                request, reliable=transport.reliable, timers=self.timers, key=key
+            )
         else:
             tx = ServerNonInviteTransaction(
-                request, reliable=transport.reliable, timers=self.timers
+                request, reliable=transport.reliable, timers=self.timers, key=key
             )
         txn = ServerTxn(self, tx, transport, source)
         self._server_txs[key] = txn
@@ -362,6 +440,7 @@ class SipStack:
 
     # -- sending ----------------------------------------------------------------------
     def via_for(self, transport: str) -> Via:
+        """Our Via for a new request; hosts are URI-ready (IPv6 in brackets)."""
         listener = self.listener(transport)
         host, port = listener.advertised
         return Via(listener.transport.name, host, port, {"branch": new_branch(), "rport": None})
@@ -423,10 +502,13 @@ class SipStack:
     def _run_server(self, txn: ServerTxn, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                txn.transport.send(action.data, txn.destination)
+                destination = txn.destination
+                if txn.transport.reliable and not txn.transport.has_connection(destination):
+                    destination = txn.fallback
+                txn.transport.send(action.data, destination)
                 self.stats["responses_out"] += 1
             elif isinstance(action, StartTimer):
-                self._start_timer(txn, action, self._fire_server)
+                self._start_timer(txn, action, self._fire_server_cb)
             elif isinstance(action, StopTimer):
                 handle = txn.timers.pop(action.name, None)
                 if handle is not None:
@@ -452,7 +534,7 @@ class SipStack:
             if isinstance(action, Send):
                 txn.transport.send(action.data, txn.destination)
             elif isinstance(action, StartTimer):
-                self._start_timer(txn, action, self._fire_client)
+                self._start_timer(txn, action, self._fire_client_cb)
             elif isinstance(action, StopTimer):
                 handle = txn.timers.pop(action.name, None)
                 if handle is not None:
@@ -480,8 +562,7 @@ class SipStack:
         old = txn.timers.pop(action.name, None)
         if old is not None:
             old.cancel()
-        name = action.name
-        txn.timers[name] = self.timer_queue.call_at(action.deadline, lambda: fire(txn, name))
+        txn.timers[action.name] = self.timer_queue.call_at(action.deadline, fire, txn, action.name)
 
     def _fire_server(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
         assert isinstance(txn, ServerTxn)
@@ -497,6 +578,6 @@ class SipStack:
         for handle in txn.timers.values():
             handle.cancel()
         txn.timers.clear()
-        key = server_key(txn.request)
+        key = txn.tx.key
         if self._server_txs.get(key) is txn:
             del self._server_txs[key]

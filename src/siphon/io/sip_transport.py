@@ -10,7 +10,9 @@ to the same peer reuses it (RFC 3261 §18.2.2, §18.1.1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from typing import Protocol
 
 from siphon.errors import RemoteProtocolError
@@ -21,8 +23,14 @@ log = logging.getLogger("siphon.io.transport")
 
 Address = tuple[str, int]
 
+# Receive buffer asked for the SIP UDP socket (Linux doubles it for its bookkeeping):
+# room for about 3000 requests.
+UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
 # Idle TCP connections are closed after this long (no SIP traffic, no pings).
 TCP_IDLE_TIMEOUT = 600.0
+# Open connections beyond this are refused: each holds a file descriptor, and running
+# out of descriptors would fail every call's RTP socket too (Kamailio: 2048).
+MAX_TCP_CONNECTIONS = 2048
 # Bound on bytes queued for a connection that is still being opened.
 MAX_PENDING_CONNECT_BYTES = 1 << 20
 
@@ -48,6 +56,8 @@ class SipTransport(Protocol):
 
     def send(self, data: bytes, destination: Address) -> None: ...
 
+    def has_connection(self, destination: Address) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -68,9 +78,17 @@ class UdpTransport(asyncio.DatagramProtocol):
     @classmethod
     async def listen(cls, sink: MessageSink, host: str, port: int) -> UdpTransport:
         loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_datagram_endpoint(
+        transport, protocol = await loop.create_datagram_endpoint(
             lambda: cls(sink), local_addr=(host, port), reuse_port=False
         )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # Bursts, and our own pauses (a full garbage collection), must queue
+                # in the kernel rather than be dropped: a dropped request costs the
+                # peer a retransmission timeout (500 ms) and us the work twice. The
+                # kernel caps the size at net.core.rmem_max.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         return protocol
 
     @property
@@ -103,7 +121,14 @@ class UdpTransport(asyncio.DatagramProtocol):
         if self._transport is None or self._transport.is_closing():
             self.send_errors += 1
             return
-        self._transport.sendto(data, destination)
+        try:
+            self._transport.sendto(data, destination)
+        except (OSError, ValueError) as exc:  # e.g. a hostname (uvloop) or wrong family
+            self.send_errors += 1
+            log.debug("UDP send to %s failed: %s", destination, exc)
+
+    def has_connection(self, destination: Address) -> bool:
+        return True  # datagrams need no connection
 
     def close(self) -> None:
         if self._transport is not None:
@@ -169,6 +194,7 @@ class TcpTransport:
         self._idle_timer: asyncio.TimerHandle | None = None
         self.send_errors = 0
         self.connections_opened = 0
+        self.connections_refused = 0
 
     @classmethod
     async def listen(cls, sink: MessageSink, host: str, port: int) -> TcpTransport:
@@ -192,16 +218,26 @@ class TcpTransport:
 
     def _register(self, conn: _TcpConnection) -> None:
         assert conn.peer is not None
+        if len(self._connections) >= MAX_TCP_CONNECTIONS:
+            self.connections_refused += 1
+            if conn.transport is not None:
+                conn.transport.abort()
+            return
         self._connections[conn.peer] = conn
         self.connections_opened += 1
 
     def _unregister(self, conn: _TcpConnection) -> None:
-        if conn.peer is not None and self._connections.get(conn.peer) is conn:
-            del self._connections[conn.peer]
+        # A connection may be listed under its peer name and the address we dialled.
+        for key in [k for k, v in self._connections.items() if v is conn]:
+            del self._connections[key]
+
+    def has_connection(self, destination: Address) -> bool:
+        conn = self._connections.get(destination)
+        return conn is not None and conn.transport is not None and not conn.transport.is_closing()
 
     def send(self, data: bytes, destination: Address) -> None:
         conn = self._connections.get(destination)
-        if conn is not None:
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
             conn.write(data)
             return
         pending = self._connecting.get(destination)

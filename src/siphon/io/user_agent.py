@@ -13,6 +13,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class UaConfig:
     user_agent: str = "SIPHON/0.1"
     # RFC 3261 §21.5.4: Retry-After sent with 503 when we are not taking calls.
     retry_after: int = 30
+    # An unanswered inbound call gets 408 after this long (Kamailio's fr_inv_timer: 120 s).
+    ring_timeout: float = 120.0
     auth: DigestServer | None = None
 
 
@@ -84,6 +87,9 @@ class UserAgent:
         if method not in KNOWN_METHODS:
             txn.reply(501, headers=[("Allow", ALLOW)])
             return
+        if method not in ALLOWED_METHODS:
+            txn.reply(405, headers=[("Allow", ALLOW)])
+            return
         max_forwards = request.max_forwards
         if max_forwards is not None and max_forwards == 0:
             txn.reply(483)
@@ -91,9 +97,6 @@ class UserAgent:
         unsupported = [t for t in request.option_tags("Require") if t not in SUPPORTED_OPTIONS]
         if unsupported:
             txn.reply(420, headers=[("Unsupported", ", ".join(unsupported))])
-            return
-        if method not in ALLOWED_METHODS:
-            txn.reply(405, headers=[("Allow", ALLOW)])
             return
         if request.to_tag is not None:
             self._in_dialog_request(txn)
@@ -182,7 +185,13 @@ class UserAgent:
             return
         if not self._check_body(txn) or not self._authenticate(txn):
             return
-        if len(request.contacts) != 1 or request.contacts[0].wildcard:
+        try:
+            contacts = request.contacts
+            request.record_routes  # noqa: B018 - copied into our 2xx and the route set
+        except RemoteProtocolError as exc:
+            txn.reply(400, exc.reason)
+            return
+        if len(contacts) != 1 or contacts[0].wildcard:
             txn.reply(400, "Missing or Bad Contact")
             return
         # (The INVITE server transaction has already sent 100 Trying, RFC 3261 §17.2.1.)
@@ -198,15 +207,26 @@ class UserAgent:
         self._invites[txn] = call
         self._sources[call] = (txn.source, txn.transport)
         self.stats["calls_in"] += 1
+        # Like a proxy's Timer C (RFC 3261 §16.6): an app that never answers must not
+        # hold the caller, the transaction and a media port for ever.
+        ring_timer = self.stack.timer_queue.call_later(
+            self.config.ring_timeout, lambda: self.reject(call, 408, "No Answer")
+        )
+        call.on_ended(ring_timer.cancel)
         self.on_call(call)
 
     async def prepare_inbound(self, call: SipCall) -> bool:
         """Open the media port and negotiate SDP; on failure answer the INVITE and say so."""
+        if call.ended:  # CANCELled before its task ran
+            return False
         try:
             port = await call.media_endpoint.open()
         except PortsExhausted as exc:
             log.warning("rejecting call %s: %s", call.call_id, exc)
             self.reject(call, 503, headers=[("Retry-After", str(self.config.retry_after))])
+            return False
+        if call.ended:  # CANCELled while the port was opening: give it back
+            call.media_endpoint.close()
             return False
         call.sdp = SdpSession(address=self.config.media_host, port=port)
         offer_body = call.invite.body
@@ -230,11 +250,8 @@ class UserAgent:
 
     # -- inbound call control (called by SipCall) -----------------------------------------
     def _dialog_headers(self, call: SipCall) -> list[tuple[str, str]]:
-        headers = [
-            (name, value)
-            for name, value in call.invite.iter_headers()
-            if name.lower() == "record-route"
-        ]  # RFC 3261 §12.1.1
+        # RFC 3261 §12.1.1 (known header names are stored in their canonical spelling).
+        headers = [(name, value) for name, value in call.invite.headers if name == "Record-Route"]
         headers.append(("Contact", f"<{self._local_contact(call)}>"))
         return headers
 
@@ -265,9 +282,13 @@ class UserAgent:
             ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
             ("Content-Type", "application/sdp"),
         ]
+        # Read from the INVITE before the final response lets it go (release_views).
+        dialog = Dialog.from_uas(call.invite, call.local_tag, f"<{self._local_contact(call)}>")
+        invite_cseq = call.invite.cseq.seq
         response = txn.reply(200, to_tag=call.local_tag, headers=headers, body=body)
         call.final_response = response
-        call.dialog = Dialog.from_uas(call.invite, call.local_tag, self._local_contact(call))
+        call.dialog = dialog
+        call.pending_ack_cseq = invite_cseq
         self._calls[call.dialog.id] = call
         self._invites.pop(txn, None)
         call.state = CallState.ANSWERED
@@ -295,6 +316,9 @@ class UserAgent:
             self.stats["2xx_retransmissions"] += 1
             self._schedule_2xx_retransmit(call, txn, response, min(2 * interval, timers.t2), total)
 
+        previous = self._retransmit.get(call)
+        if previous is not None and elapsed == 0.0:
+            previous.cancel()
         self._retransmit[call] = self.stack.timer_queue.call_later(interval, fire)
 
     def _schedule_ack_timeout(self, call: SipCall) -> None:
@@ -309,8 +333,10 @@ class UserAgent:
         # RFC 3261 §13.3.1.4: no ACK within 64*T1 -> confirm then end the dialog with BYE.
         log.warning("call %s: no ACK for our 200 OK; sending BYE", call.call_id)
         self.stats["ack_timeouts"] += 1
-        self._send_bye(call)
-        self.end(call, "ack timeout")
+        try:
+            self._send_bye(call)
+        finally:
+            self.end(call, "ack timeout")
 
     def reject(
         self,
@@ -332,7 +358,10 @@ class UserAgent:
         if call.ended:
             return
         if call.direction == "inbound":
-            if call.state is CallState.ANSWERED:
+            if call.state is CallState.ANSWERED and not call._acked.is_set():
+                # RFC 3261 §15: no BYE before the ACK of our 2xx (or its timeout).
+                call.bye_pending = reason
+            elif call.state is CallState.ANSWERED:
                 self._send_bye(call)
                 self.end(call, reason)
             else:
@@ -368,6 +397,8 @@ class UserAgent:
     def _in_dialog_request(self, txn: ServerTxn) -> None:
         request = txn.request
         call = self._calls.get((request.call_id, request.to_tag or "", request.from_tag or ""))
+        if call is None and request.method == "BYE" and self._early_bye(txn):
+            return
         if call is None or call.dialog is None:
             txn.reply(481)
             return
@@ -387,11 +418,35 @@ class UserAgent:
         else:  # OPTIONS, NOTIFY
             txn.reply(200, headers=[("Allow", ALLOW)] if method == "OPTIONS" else None)
 
+    def _early_bye(self, txn: ServerTxn) -> bool:
+        """A caller's BYE on the early dialog: 200 to it, 487 to the INVITE (RFC 3261 §15.1.2)."""
+        request = txn.request
+        for call in self._invites.values():
+            if (
+                call.call_id == request.call_id
+                and call.local_tag == request.to_tag
+                and call.invite.from_tag == request.from_tag
+            ):
+                txn.reply(200)
+                self.reject(call, 487)
+                call.end_reason = "caller hung up"
+                return True
+        return False
+
     def _reinvite(self, call: SipCall, txn: ServerTxn) -> None:
         request = txn.request
-        if not call._acked.is_set() and call.direction == "inbound":
-            # RFC 3261 §14.2: an INVITE while ours is still unconfirmed -> 500 + Retry-After.
-            txn.reply(500, "Previous INVITE Pending", headers=[("Retry-After", "1")])
+        if call.reinvite_pending:
+            # RFC 3261 §14.2: our own re-INVITE is in progress -> 491 Request Pending.
+            txn.reply(491)
+            return
+        if not call._acked.is_set():
+            # RFC 3261 §14.2: our 2xx to the previous INVITE is not ACKed yet -> 500 with a
+            # random Retry-After between 0 and 10 s.
+            txn.reply(
+                500,
+                "Previous INVITE Pending",
+                headers=[("Retry-After", str(secrets.randbelow(11)))],
+            )
             return
         if not self._check_body(txn):
             return
@@ -400,7 +455,8 @@ class UserAgent:
             try:
                 offer = parse_sdp(request.body)
                 assert call.sdp is not None
-                result = call.sdp.answer(offer)
+                # Keep our own hold (RFC 3264 §8.4) when the peer re-offers.
+                result = call.sdp.answer(offer, direction=call.local_direction)
             except RemoteProtocolError as exc:
                 # RFC 3264 §8: a rejected re-offer leaves the session as it was.
                 txn.reply(exc.status_hint, exc.reason)
@@ -417,21 +473,27 @@ class UserAgent:
             direction = call.negotiated.direction if call.negotiated else Direction.SENDRECV
         assert call.dialog is not None
         headers = [
-            ("Contact", f"<{call.dialog.local_contact}>"),
+            ("Contact", call.dialog.local_contact),
             ("Allow", ALLOW),
             ("Content-Type", "application/sdp"),
         ]
         call._acked.clear()
+        call.pending_ack_cseq = request.cseq.seq
         response = txn.reply(200, headers=headers, body=body)
         if not txn.transport.reliable:
             self._schedule_2xx_retransmit(call, txn, response, self.stack.timers.t1, 0.0)
+        else:
+            self._schedule_ack_timeout(call)
         if call.on_hold != was_on_hold:
-            call.events.put_nowait(HoldChanged(call.on_hold, direction.value))
+            call.emit(HoldChanged(call.on_hold, direction.value))
             log.info("call %s %s", call.call_id, "on hold" if call.on_hold else "resumed")
 
     def _info(self, call: SipCall, txn: ServerTxn) -> None:
         request = txn.request
         ctype = request.content_type
+        if not request.body:
+            txn.reply(200)  # an empty INFO is a dialog keep-alive for some SBCs and phones
+            return
         if ctype not in DTMF_INFO_TYPES:
             txn.reply(415, headers=[("Accept", ", ".join(DTMF_INFO_TYPES))])
             return
@@ -440,7 +502,7 @@ class UserAgent:
             txn.reply(400, "Bad DTMF Body")
             return
         txn.reply(200)
-        call.events.put_nowait(event)
+        call.emit(event)
         self.stats["dtmf_info"] += 1
 
     # -- ACK, CANCEL, strays -------------------------------------------------------------
@@ -450,6 +512,9 @@ class UserAgent:
             self.stats["stray_acks"] += 1
             return
         if call._acked.is_set():
+            return
+        if call.pending_ack_cseq is not None and ack.cseq.seq != call.pending_ack_cseq:
+            self.stats["stray_acks"] += 1  # a late ACK for an older INVITE
             return
         handle = self._retransmit.pop(call, None)
         if handle is not None:
@@ -468,16 +533,19 @@ class UserAgent:
                 self.end(call, "bad sdp in ack")
                 return
         call._mark_acked()
+        if call.bye_pending is not None:
+            self._send_bye(call)
+            self.end(call, call.bye_pending)
 
     def cancel_received(self, cancel: ServerTxn, invite: ServerTxn | None) -> None:
         if invite is None:
             cancel.reply(481)
             return
-        cancel.reply(200)
         call = self._invites.pop(invite, None)
+        to_tag = call.local_tag if call is not None else new_tag()
+        cancel.reply(200, to_tag=to_tag)
         if invite.final_sent:
             return  # RFC 3261 §9.2: CANCEL after a final response has no effect
-        to_tag = call.local_tag if call is not None else new_tag()
         invite.reply(487, to_tag=to_tag)
         if call is not None:
             self.end(call, "cancelled", 487)
@@ -545,7 +613,7 @@ class UserAgent:
             media=media,
             sdp=sdp,
         )
-        call.outbound = _Outbound(destination, transport)
+        call.outbound = _Outbound(destination, transport, explicit_proxy=proxy is not None)
         self.stats["calls_out"] += 1
         try:
             await asyncio.wait_for(self._dial(call, credentials), timeout)
@@ -556,6 +624,10 @@ class UserAgent:
             self.end(call, f"failed: {exc.status} {exc.reason}", exc.status)
             raise
         except BaseException:
+            # Our task was cancelled mid-dial: the far end must stop ringing too.
+            out = call.outbound
+            if isinstance(out, _Outbound) and out.provisional.is_set():
+                self._send_cancel(call, out)
             self.end(call, "aborted")
             raise
         return call
@@ -580,9 +652,9 @@ class UserAgent:
                 if response is None:
                     raise CallFailed(408, "Request Timeout")
                 if response.status < 200:
+                    out.provisional.set()  # any 1xx, 100 included, allows CANCEL (§9.1)
                     if response.status > 100:
                         call.state = CallState.RINGING
-                        out.provisional.set()
                     continue
                 break
             call.final_response = response
@@ -619,13 +691,34 @@ class UserAgent:
 
     def _watch_retransmitted_2xx(self, call: SipCall, out: _Outbound) -> None:
         def on_response(response: Response) -> None:
-            # 2xx the client transaction delivers in its Accepted state (RFC 6026 §8.4):
-            # our ACK was lost, send it again.
-            if response.is_success and not call.ended and call.dialog is not None:
-                self._send_ack(call, response.cseq.seq)
+            # 2xx the client transaction delivers in its Accepted state (RFC 6026 §8.4).
+            if not response.is_success or call.dialog is None:
+                return
+            if response.to_tag != call.dialog.remote_tag:
+                # A second fork answered (RFC 3261 §13.2.2.4): ACK it, then BYE it.
+                self._ack_and_bye(call.invite, response, out)
+            elif not call.ended:
+                self._send_ack(call, response.cseq.seq)  # our ACK was lost: again
 
         assert out.invite_txn is not None
         out.invite_txn.on_response = on_response
+
+    def _ack_and_bye(self, invite: Request, response: Response, out: _Outbound) -> None:
+        """Confirm and end at once a dialog we do not want (a late or forked 2xx)."""
+        try:
+            dialog = Dialog.from_uac(invite, response)
+            ack = dialog.create_ack(response.cseq.seq)
+            _copy_credentials(invite, ack)
+            self.stack.send_stateless(ack, out.destination, transport=out.transport)
+            self.stack.send_request(
+                dialog.create_request("BYE"),
+                out.destination,
+                transport=out.transport,
+                on_response=_ignore_response,
+                on_timeout=_ignore_timeout,
+            )
+        except Exception as exc:  # a 2xx too broken to build a dialog from
+            log.warning("cannot ACK and BYE an unwanted 2xx: %s", exc)
 
     @staticmethod
     def _next_invite(previous: Request, extra: list[tuple[str, str]]) -> Request:
@@ -660,6 +753,8 @@ class UserAgent:
     def _send_ack(self, call: SipCall, cseq: int) -> None:
         assert call.dialog is not None
         ack = call.dialog.create_ack(cseq)
+        if cseq == call.invite.cseq.seq:
+            _copy_credentials(call.invite, ack)  # RFC 3261 §13.2.2.4
         destination, transport = self._in_dialog_destination(call)
         self.stack.send_stateless(ack, destination, transport=transport)
 
@@ -674,7 +769,19 @@ class UserAgent:
         except TimeoutError:
             self.end(call, reason)
             return
+        self._send_cancel(call, out)
+        self.end(call, reason, 487)
+
+    def _send_cancel(self, call: SipCall, out: _Outbound) -> None:
+        assert out.invite_txn is not None
         invite = out.invite_txn.tx.request
+
+        def late_response(response: Response) -> None:
+            # A 2xx that crossed our CANCEL still needs an ACK, then a BYE (§9.1, §15).
+            if response.is_success:
+                self._ack_and_bye(invite, response, out)
+
+        out.invite_txn.on_response = late_response
         cancel = Request("CANCEL", invite.uri)
         cancel.add("Via", str(invite.top_via))  # same branch as the INVITE (§9.1)
         for name in ("Route",):
@@ -688,18 +795,19 @@ class UserAgent:
             cancel,
             out.destination,
             transport=out.transport,
-            on_response=lambda r: None,
-            on_timeout=lambda: None,
+            on_response=_ignore_response,
+            on_timeout=_ignore_timeout,
         )
-        self.end(call, reason, 487)
 
     # -- in-dialog requests we send ------------------------------------------------------
     def _in_dialog_destination(self, call: SipCall) -> tuple[Address, str]:
         out = call.outbound
-        if isinstance(out, _Outbound):
+        assert call.dialog is not None
+        if isinstance(out, _Outbound) and (out.explicit_proxy or not call.dialog.route_set):
+            # Through the configured outbound proxy, or straight back to where we sent
+            # the INVITE (a trunk's remote target is often unroutable from here).
             return out.destination, out.transport
         source, transport = self._sources.get(call, (None, None))
-        assert call.dialog is not None
         if call.dialog.route_set:
             first = parse_name_addr(call.dialog.route_set[0]).uri
             if isinstance(first, SipUri) and _is_ip(first.host):
@@ -718,29 +826,39 @@ class UserAgent:
         raise SiphonError(f"no route to the remote target of {call!r}")
 
     def _send_bye(self, call: SipCall) -> None:
+        """Send BYE; a failure is logged, never raised: the caller ends the call anyway."""
         if call.dialog is None:
             return
-        bye = call.dialog.create_request("BYE")
         try:
+            bye = call.dialog.create_request("BYE")
             destination, transport = self._in_dialog_destination(call)
-        except SiphonError as exc:
-            log.warning("cannot send BYE: %s", exc)
-            return
-        self.stack.send_request(
-            bye,
-            destination,
-            transport=transport,
-            on_response=lambda r: None,
-            on_timeout=lambda: None,
-        )
+            self.stack.send_request(
+                bye,
+                destination,
+                transport=transport,
+                on_response=_ignore_response,
+                on_timeout=_ignore_timeout,
+            )
+        except Exception as exc:  # a bad route set or an unusable transport
+            log.warning("call %s: cannot send BYE: %s", call.call_id, exc)
 
     async def _request_final(
-        self, request: Request, destination: Address, transport: str
+        self,
+        request: Request,
+        destination: Address,
+        transport: str,
+        *,
+        on_2xx: Callable[[Response], None] | None = None,
     ) -> Response | None:
-        """Send ``request`` in a client transaction; its final response, None on timeout."""
+        """Send ``request`` in a client transaction; its final response, None on timeout.
+
+        ``on_2xx`` sees every 2xx, the retransmissions too (INVITE: each needs an ACK).
+        """
         done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
 
         def on_response(response: Response) -> None:
+            if on_2xx is not None and response.is_success:
+                on_2xx(response)
             if response.status >= 200 and not done.done():
                 done.set_result(response)
 
@@ -777,31 +895,75 @@ class UserAgent:
         """Send a re-INVITE changing our media direction (hold = sendonly, resume = sendrecv)."""
         if call.dialog is None or call.ended:
             raise SiphonError("reinvite needs an answered call")
+        if call.reinvite_pending:
+            # RFC 3261 §14.1: one INVITE transaction at a time per dialog.
+            raise SiphonError("a re-INVITE is already in progress on this call")
         assert call.sdp is not None
         offer = call.sdp.create_offer(direction=direction)
         request = call.dialog.create_request("INVITE", body=offer.to_bytes())
         request.add("Allow", ALLOW)
         destination, transport = self._in_dialog_destination(call)
-        response = await self._request_final(request, destination, transport)
+        dialog = call.dialog
+
+        def ack_2xx(response: Response) -> None:
+            # Every 2xx, retransmissions included, gets the ACK (RFC 3261 §13.2.2.4).
+            ack = dialog.create_ack(request.cseq.seq)
+            self.stack.send_stateless(ack, destination, transport=transport)
+
+        call.reinvite_pending = True
+        try:
+            response = await self._request_final(request, destination, transport, on_2xx=ack_2xx)
+        finally:
+            call.reinvite_pending = False
         if response is None:
             raise CallFailed(408, "re-INVITE timed out")
         if response.is_success:
             call.dialog.receive_response(response)
-            if response.body and call.sdp is not None:
-                call.negotiated = call.sdp.accept_answer(parse_sdp(response.body))
-            ack = call.dialog.create_ack(request.cseq.seq)
-            self.stack.send_stateless(ack, destination, transport=transport)
+            call.local_direction = direction
+            if response.body:
+                try:
+                    call.negotiated = call.sdp.accept_answer(parse_sdp(response.body))
+                except RemoteProtocolError as exc:
+                    # ACKed already; an unusable answer ends the call (§13.2.2.4, §14.1).
+                    self._send_bye(call)
+                    self.end(call, "bad sdp in re-INVITE answer")
+                    raise CallFailed(488, f"unusable SDP answer: {exc}") from None
         return response
+
+
+def _ignore_response(response: Response) -> None:
+    """Responses to BYE/CANCEL change nothing: the call has already ended."""
+
+
+def _ignore_timeout() -> None:
+    """Likewise a BYE/CANCEL that times out: the call has already ended."""
+
+
+def _copy_credentials(invite: Request, ack: Request) -> None:
+    """The ACK of a 2xx carries the INVITE's credentials (RFC 3261 §13.2.2.4)."""
+    for name in ("Authorization", "Proxy-Authorization"):
+        for value in invite.get_all(name):
+            ack.add(name, value)
 
 
 class _Outbound:
     """Client-side state of an outbound call's INVITE."""
 
-    __slots__ = ("destination", "invite_txn", "provisional", "responses", "transport")
+    __slots__ = (
+        "destination",
+        "explicit_proxy",
+        "invite_txn",
+        "provisional",
+        "responses",
+        "transport",
+    )
 
-    def __init__(self, destination: Address, transport: str) -> None:
+    def __init__(
+        self, destination: Address, transport: str, *, explicit_proxy: bool = False
+    ) -> None:
         self.destination = destination
         self.transport = transport
+        self.explicit_proxy = explicit_proxy
         self.responses: asyncio.Queue[Response | None] = asyncio.Queue()
         self.invite_txn: ClientTxn | None = None
         self.provisional = asyncio.Event()
@@ -821,7 +983,9 @@ def parse_dtmf_info(body: bytes, content_type: str | None) -> DtmfReceived | Non
     if len(digit) != 1 or digit not in _DTMF_DIGITS:
         return None
     duration = fields.get("duration", "250")
-    return DtmfReceived(digit, int(duration) if duration.isdigit() else 250, "info")
+    # ASCII digits only ("²".isdigit() is True) and bounded: a minute is plenty.
+    valid = duration.isascii() and duration.isdigit() and len(duration) <= 5
+    return DtmfReceived(digit, int(duration) if valid else 250, "info")
 
 
 def _same_host_port(uri_text: str, request_uri: Uri) -> bool:

@@ -78,7 +78,7 @@ class Dialog:
             local_contact=local_contact,
             route_set=request.get_all("Record-Route"),
             # Empty until we send our first request; then random below 2**31.
-            local_seq=secrets.randbelow(2**16) + 1,
+            local_seq=secrets.randbits(16) + 1,  # uniform below 2**16, cheaper than randbelow
             remote_seq=request.cseq.seq,
             secure=request.uri.lower().startswith("sips:"),
             state=DialogState.EARLY if early else DialogState.CONFIRMED,

@@ -7,6 +7,8 @@ name-addr) are parsed on demand by the accessors in ``message.py``.
 
 from __future__ import annotations
 
+import re
+
 from siphon.errors import RemoteProtocolError
 
 # RFC 3261 §7.3.3 and later RFCs: compact form -> long form.
@@ -145,8 +147,11 @@ def canonical_name(name: str) -> str:
     return _NAME_TABLE.get(name.lower(), name)
 
 
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # TOKEN_CHARS, one or more
+
+
 def is_token(text: str) -> bool:
-    return bool(text) and all(ch in TOKEN_CHARS for ch in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def split_list(value: str) -> list[str]:
@@ -187,6 +192,10 @@ def split_list(value: str) -> list[str]:
     return parts
 
 
+# ";name=value;flag..." with no quotes and no white space (the usual tag, branch...).
+_SIMPLE_PARAMS_RE = re.compile(r'(?:;[^;=\s"]+(?:=[^;\s"]*)?)+')
+
+
 def parse_params(text: str) -> dict[str, str | None]:
     """Parse ``;name=value;flag`` parameters (leading ``;`` optional).
 
@@ -196,13 +205,25 @@ def parse_params(text: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     if not text:
         return params
-    for raw in _split_semicolons(text):
-        item = raw.strip()
-        if not item:
-            continue
-        name, eq, val = item.partition("=")
+    if _SIMPLE_PARAMS_RE.fullmatch(text):
+        # No quotes, no white space, no empty item: nothing to strip or unquote.
+        for item in text[1:].split(";"):
+            name, eq, val = item.partition("=")
+            params[name.lower()] = val if eq else None
+        return params
+    return _parse_params_general(text)
+
+
+def _parse_params_general(text: str) -> dict[str, str | None]:
+    params: dict[str, str | None] = {}
+    if not text:
+        return params
+    for raw in text.split(";") if '"' not in text else _split_semicolons(text):
+        name, eq, val = raw.partition("=")
         name = name.strip().lower()
         if not name:
+            if not eq and not val.strip():
+                continue  # an empty item (";;", or the leading ";")
             raise RemoteProtocolError(f"empty parameter name in {text!r}", reason="Bad Header")
         if eq:
             val = val.strip()

@@ -2,7 +2,7 @@
 
 Headers are kept as an ordered list of ``(name, value)`` text pairs, so unknown
 headers pass through verbatim. Typed views (``cseq``, ``vias``, ``from_addr``…) are
-parsed on first use and cached until a header changes. Names are matched
+parsed on first use and cached until a header changes (or ``release_views()``). Names are matched
 case-insensitively and compact forms are expanded (``v`` is ``Via``).
 """
 
@@ -129,7 +129,8 @@ _NAMES: dict[str, tuple[str, str]] = {}
 _MAX_MEMO_NAMES = 2048
 
 
-def _names(name: str) -> tuple[str, str]:
+def header_names(name: str) -> tuple[str, str]:
+    """``(lookup key, canonical name)`` of a header name: ``"v"`` -> ``("via", "Via")``."""
     found = _NAMES.get(name)
     if found is None:
         canonical = canonical_name(name)
@@ -137,6 +138,9 @@ def _names(name: str) -> tuple[str, str]:
         if len(_NAMES) < _MAX_MEMO_NAMES:
             _NAMES[name] = found
     return found
+
+
+_names = header_names
 
 
 def _key(name: str) -> str:
@@ -149,8 +153,10 @@ class Message(ABC):
     __slots__ = ("_cache", "_headers", "body")
 
     def __init__(self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b"") -> None:
-        # Each entry: [lower-case key, name as written, value]
-        self._headers: list[list[str]] = []
+        # Each entry: (lower-case key, canonical name, value). Immutable tuples, so a
+        # response can share the entries it copies from its request, and the garbage
+        # collector stops tracking them (they hold only strings).
+        self._headers: list[tuple[str, str, str]] = []
         self._cache: dict[str, Any] = {}
         self.body = body
         if headers:
@@ -169,6 +175,13 @@ class Message(ABC):
             if h[0] == key:
                 return h[2]
         return default
+
+    def _first(self, key: str) -> str | None:
+        """``get`` for a key already in lower-case long form (the typed views)."""
+        for h in self._headers:
+            if h[0] == key:
+                return h[2]
+        return None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, comma lists split for list headers (RFC 3261 §7.3.1)."""
@@ -190,13 +203,13 @@ class Message(ABC):
 
     def add(self, name: str, value: str) -> None:
         key, canonical = _names(name)
-        self._headers.append([key, canonical, value])
+        self._headers.append((key, canonical, value))
         if self._cache:
             self._cache.clear()
 
     def prepend(self, name: str, value: str) -> None:
         key, canonical = _names(name)
-        self._headers.insert(0, [key, canonical, value])
+        self._headers.insert(0, (key, canonical, value))
         if self._cache:
             self._cache.clear()
 
@@ -205,8 +218,8 @@ class Message(ABC):
         key = _key(name)
         for i, h in enumerate(self._headers):
             if h[0] == key:
-                h[2] = value
                 self._headers[i + 1 :] = [x for x in self._headers[i + 1 :] if x[0] != key]
+                self._headers[i] = (key, h[1], value)
                 self._cache.clear()
                 return
         self.add(name, value)
@@ -218,11 +231,11 @@ class Message(ABC):
 
     def replace_top_via(self, via: Via) -> None:
         """Rewrite the first Via value in place (received/rport, RFC 3261 §18.2.1)."""
-        for h in self._headers:
+        for i, h in enumerate(self._headers):
             if h[0] == "via":
                 values = split_list(h[2])
                 values[0] = str(via)
-                h[2] = ", ".join(values)
+                self._headers[i] = ("via", h[1], ", ".join(values))
                 self._cache.clear()
                 return
         self.prepend("Via", str(via))
@@ -231,9 +244,18 @@ class Message(ABC):
         for h in self._headers:
             yield h[1], h[2]
 
+    def release_views(self) -> None:
+        """Drop the cached typed views; they are parsed again if used again.
+
+        For messages kept long after they were handled (a server transaction keeps
+        its request for 64*T1 to absorb retransmissions): thousands of them would
+        otherwise hold thousands of parsed objects for the garbage collector to scan.
+        """
+        self._cache = {}
+
     # -- typed views ---------------------------------------------------------------
-    def _required(self, name: str) -> str:
-        value = self.get(name)
+    def _required(self, key: str, name: str) -> str:
+        value = self._first(key)
         if value is None:
             raise RemoteProtocolError(f"missing {name} header", reason=f"Missing {name}")
         return value
@@ -242,14 +264,14 @@ class Message(ABC):
     def call_id(self) -> str:
         cached = self._cache.get("call-id")
         if cached is None:
-            cached = self._cache["call-id"] = self._required("Call-ID").strip()
+            cached = self._cache["call-id"] = self._required("call-id", "Call-ID").strip()
         return str(cached)
 
     @property
     def cseq(self) -> CSeq:
         cached = self._cache.get("cseq")
         if cached is None:
-            cached = self._cache["cseq"] = parse_cseq(self._required("CSeq"))
+            cached = self._cache["cseq"] = parse_cseq(self._required("cseq", "CSeq"))
         assert isinstance(cached, CSeq)
         return cached
 
@@ -257,7 +279,7 @@ class Message(ABC):
     def from_addr(self) -> NameAddr:
         cached = self._cache.get("from")
         if cached is None:
-            cached = self._cache["from"] = parse_name_addr(self._required("From"))
+            cached = self._cache["from"] = parse_name_addr(self._required("from", "From"))
         assert isinstance(cached, NameAddr)
         return cached
 
@@ -265,7 +287,7 @@ class Message(ABC):
     def to_addr(self) -> NameAddr:
         cached = self._cache.get("to")
         if cached is None:
-            cached = self._cache["to"] = parse_name_addr(self._required("To"))
+            cached = self._cache["to"] = parse_name_addr(self._required("to", "To"))
         assert isinstance(cached, NameAddr)
         return cached
 
@@ -287,7 +309,9 @@ class Message(ABC):
 
     @property
     def top_via(self) -> Via:
-        vias = self.vias
+        vias: list[Via] | None = self._cache.get("via")  # read many times per request
+        if vias is None:
+            vias = self.vias
         if not vias:
             raise RemoteProtocolError("missing Via header", reason="Missing Via")
         return vias[0]
@@ -310,7 +334,7 @@ class Message(ABC):
 
     @property
     def max_forwards(self) -> int | None:
-        value = self.get("Max-Forwards")
+        value = self._first("max-forwards")
         if value is None:
             return None
         value = value.strip()
@@ -328,7 +352,7 @@ class Message(ABC):
 
     @property
     def content_type(self) -> str | None:
-        value = self.get("Content-Type")
+        value = self._first("content-type")
         if value is None:
             return None
         return value.split(";", 1)[0].strip().lower()
@@ -380,10 +404,11 @@ class Request(Message):
 
     @property
     def request_uri(self) -> Uri:
-        cached = self._cache.get("ruri")
-        if cached is None or cached[0] != self.uri:
-            cached = self._cache["ruri"] = (self.uri, parse_uri(self.uri))
-        uri: Uri = cached[1]
+        # Cached with the text it was parsed from: ``uri`` is a plain attribute.
+        uri: Uri | None = self._cache.get("ruri")
+        if uri is None or self._cache["ruri-text"] != self.uri:
+            uri = self._cache["ruri"] = parse_uri(self.uri)
+            self._cache["ruri-text"] = self.uri
         return uri
 
     def start_line(self) -> str:
@@ -391,6 +416,14 @@ class Request(Message):
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri}>"
+
+    def _has_to_tag(self) -> bool:
+        """Whether To has a tag *parameter* (not ``;tag=`` inside a quoted name or URI)."""
+        try:
+            return self.to_tag is not None
+        except RemoteProtocolError:  # a partial request with an unreadable To
+            value = self.get("To") or ""
+            return ";tag=" in value.replace(" ", "").lower()
 
     def make_response(
         self,
@@ -409,15 +442,17 @@ class Request(Message):
         """
         response = Response(status, reason or reason_phrase(status), None, body)
         copied = response._headers
-        for key, name, value in self._headers:
+        for header in self._headers:
+            key = header[0]
             if key in _COPIED_INTO_RESPONSES:
-                copied.append([key, name, value])
+                copied.append(header)
             elif key == "to":
-                if to_tag and status != 100 and ";tag=" not in value.replace(" ", "").lower():
-                    value = f"{value};tag={to_tag}"
-                copied.append([key, name, value])
+                value = header[2]
+                if to_tag and status != 100 and not self._has_to_tag():
+                    header = (key, header[1], f"{value};tag={to_tag}")
+                copied.append(header)
             elif key == "timestamp" and status == 100:
-                copied.append([key, name, value])  # RFC 3261 §8.2.6.1
+                copied.append(header)  # RFC 3261 §8.2.6.1
         for name, value in headers:
             response.add(name, value)
         return response

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from siphon.errors import RemoteProtocolError
-from siphon.sip.message import SIP_VERSION, Message, Request, Response
+from siphon.sip.message import SIP_VERSION, Message, Request, Response, header_names
 from siphon.sip.uri import SipUri
 
 # --- limits -------------------------------------------------------------------------
@@ -96,6 +96,20 @@ def _parse_head(head: bytes) -> Message:
                 f"more than {MAX_HEADER_COUNT} header lines", reason="Too Many Headers"
             )
         del header_lines[MAX_HEADER_COUNT:]
+    if not suspicious and "\n " not in text and "\n\t" not in text:
+        # The common case: no folded lines, no stray CR/LF/NUL, and only header
+        # names seen before (_KNOWN_NAMES), so every line is well formed. Anything
+        # else takes the general path below.
+        known = _KNOWN_NAMES
+        parts = [line.partition(":") for line in header_lines]
+        named = [(n, p[2]) for p in parts if p[1] and (n := known.get(p[0])) is not None]
+        if len(named) == len(parts) and len(text) <= MAX_LINE_LENGTH:
+            # Every name known, and no value can be too long: all lines are fine.
+            message._headers = [(n[0], n[1], value.strip(_WSP)) for n, value in named]
+            if error is not None:
+                error.partial = _partial(message)
+                raise error
+            return message
     current: str | None = None
     for line in header_lines:
         if line[:1] in (" ", "\t"):
@@ -125,20 +139,34 @@ def _parse_head(head: bytes) -> Message:
     return message
 
 
+# Header name exactly as written before the colon -> (lookup key, canonical name), for
+# names already seen to be valid tokens: the same few dozen recur in every message, so
+# the common case skips the white-space strip, the token check and the name lookup.
+# Bounded because names come from the network.
+_KNOWN_NAMES: dict[str, tuple[str, str]] = {}
+_MAX_KNOWN_NAMES = 2048
+
+
 def _add_header(message: Message, line: str, suspicious: bool) -> RemoteProtocolError | None:
     """Add one unfolded header line; return the problem instead of raising it."""
     if suspicious and ("\r" in line or "\n" in line or _BARE_NUL_RE.search(line)):
         return RemoteProtocolError("stray CR, LF or NUL in a header line", reason="Bad Header Line")
-    name, colon, value = line.partition(":")
-    name = name.rstrip(_WSP)
-    if not colon or not _TOKEN_RE.fullmatch(name):
-        return RemoteProtocolError(
-            f"malformed header line {line[:40]!r}", reason="Malformed Header Line"
-        )
+    raw_name, colon, value = line.partition(":")
+    names = _KNOWN_NAMES.get(raw_name) if colon else None
+    if names is None:
+        name = raw_name.rstrip(_WSP)
+        if not colon or not _TOKEN_RE.fullmatch(name):
+            return RemoteProtocolError(
+                f"malformed header line {line[:40]!r}", reason="Malformed Header Line"
+            )
+        names = header_names(name)
+        if len(_KNOWN_NAMES) < _MAX_KNOWN_NAMES:
+            _KNOWN_NAMES[raw_name] = names
     value = value.strip(_WSP)
     if len(value) > MAX_LINE_LENGTH:
+        name = raw_name.rstrip(_WSP)
         return RemoteProtocolError(f"{name} header too long", reason="Header Too Long")
-    message.add(name, value)
+    message._headers.append((names[0], names[1], value))
     return None
 
 
@@ -207,20 +235,18 @@ def _max_forwards_ok(value: str) -> bool:
 def _validate(message: Message) -> None:
     """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2)."""
     partial = _partial(message)
-    counts: dict[str, int] = {}
-    for key, _name, _value in message._headers:
-        counts[key] = counts.get(key, 0) + 1
+    keys = [header[0] for header in message._headers]
     for key, name in _MANDATORY:
-        if key not in counts:
+        if key not in keys:
             raise RemoteProtocolError(
                 f"missing {name} header", reason=f"Missing {name}", partial=partial
             )
     for key in _SINGLE_HEADERS:
-        if counts[key] > 1:
+        if keys.count(key) > 1:
             raise RemoteProtocolError(
                 f"more than one {key} header", reason="Duplicate Header", partial=partial
             )
-    if counts.get("content-length", 0) > 1:
+    if keys.count("content-length") > 1:
         raise RemoteProtocolError(
             "more than one Content-Length", reason="Duplicate Header", partial=partial
         )
@@ -237,7 +263,7 @@ def _validate(message: Message) -> None:
                     f"CSeq method {cseq.method} does not match {message.method}",
                     reason="CSeq Method Mismatch",
                 )
-            if counts.get("max-forwards", 0) > 1:
+            if keys.count("max-forwards") > 1:
                 raise RemoteProtocolError("more than one Max-Forwards", reason="Duplicate Header")
             max_forwards = message.get("Max-Forwards")
             if max_forwards is not None and not _max_forwards_ok(max_forwards):
@@ -282,7 +308,7 @@ def parse_datagram(data: bytes) -> Request | Response:
             f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_SIZE}", status_hint=513
         )
     # RFC 3261 §7.5: ignore CRLFs before the start line.
-    offset = len(data) - len(data.lstrip(b"\r\n"))
+    offset = 0 if data[:1] not in (b"\r", b"\n") else len(data) - len(data.lstrip(b"\r\n"))
     if offset >= len(data):
         raise RemoteProtocolError("empty message")
     head_end, body_start = _find_head_end(data, offset)

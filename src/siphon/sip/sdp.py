@@ -13,6 +13,7 @@ kept exactly as received, so a well-formed CRLF body round-trips byte for byte.
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -136,6 +137,13 @@ class Codec:
         )
 
 
+def _renumbered(codec: Codec, payload_type: int, fmtp: str | None) -> Codec:
+    """``replace(codec, payload_type=..., fmtp=...)`` without its per-call introspection."""
+    if type(codec) is not Codec:  # a subclass may have fields of its own
+        return replace(codec, payload_type=payload_type, fmtp=fmtp)
+    return Codec(payload_type, codec.name, codec.clock_rate, codec.channels, fmtp)
+
+
 PCMU = Codec(0, "PCMU", 8000)
 PCMA = Codec(8, "PCMA", 8000)
 TELEPHONE_EVENT = Codec(101, "telephone-event", 8000, fmtp="0-16")  # RFC 4733
@@ -187,6 +195,11 @@ class Origin:
         )
 
 
+# A non-zero digit or a letter means an address is not all zeros, so not unspecified
+# (nor, with a letter past f, an IP address); "%" starts an IPv6 zone, left to ipaddress.
+_NOT_ALL_ZEROS_RE = re.compile(r"^[^%]*[1-9A-Za-z]")
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
     """``c=`` (RFC 8866 §5.7); ttl/num only appear for multicast."""
@@ -200,6 +213,8 @@ class Connection:
     @property
     def is_unspecified(self) -> bool:
         """``0.0.0.0`` or ``::``: the RFC 2543 way of saying "do not send to me"."""
+        if _NOT_ALL_ZEROS_RE.search(self.address):
+            return False  # the common case, decided without parsing the address
         try:
             return ipaddress.ip_address(self.address).is_unspecified
         except ValueError:
@@ -341,7 +356,10 @@ class MediaDescription(_HasAttributes):
                 if codec is not None and codec.payload_type not in maps:
                     maps[codec.payload_type] = codec
         fmtps = self._fmtps()
-        return {pt: replace(c, fmtp=fmtps.get(pt)) for pt, c in maps.items()}
+        # The parsed codecs carry no fmtp yet: only those with an a=fmtp need a copy.
+        return {
+            pt: c if pt not in fmtps else _renumbered(c, pt, fmtps[pt]) for pt, c in maps.items()
+        }
 
     def _fmtps(self) -> dict[int, str]:
         fmtps: dict[int, str] = {}
@@ -372,7 +390,8 @@ class MediaDescription(_HasAttributes):
             seen.add(pt)
             codec = maps.get(pt)
             if codec is None and pt in STATIC_PAYLOAD_TYPES:
-                codec = replace(STATIC_PAYLOAD_TYPES[pt], fmtp=fmtps.get(pt))
+                static = STATIC_PAYLOAD_TYPES[pt]  # frozen, so it may be shared as it is
+                codec = static if pt not in fmtps else _renumbered(static, pt, fmtps[pt])
             if codec is not None:
                 out.append(codec)
         return out
@@ -531,15 +550,21 @@ def _decode(data: bytes | bytearray | memoryview | str) -> str:
 def _split_lines(text: str) -> list[tuple[int, str, str]]:
     """(line number, type letter, value); CRLF or bare LF, blank lines skipped."""
     out: list[tuple[int, str, str]] = []
+    # Checked once for the whole body when that settles it for every line: no NUL,
+    # no CR but those of CRLFs, nothing long enough to make a line too long.
+    careful = (
+        len(text) > MAX_LINE_LENGTH or "\x00" in text or text.count("\r") != text.count("\r\n")
+    )
     for number, line in enumerate(text.split("\n"), 1):
-        if line.endswith("\r"):
+        if line[-1:] == "\r":
             line = line[:-1]
-        if not line.strip():
+        if not line or line.isspace():
             continue
-        if len(line) > MAX_LINE_LENGTH:
-            raise _bad("Bad SDP: line too long", f"line {number} has {len(line)} characters")
-        if "\r" in line or "\x00" in line:
-            raise _bad("Bad SDP: bad character", f"CR or NUL in line {number}")
+        if careful:
+            if len(line) > MAX_LINE_LENGTH:
+                raise _bad("Bad SDP: line too long", f"line {number} has {len(line)} characters")
+            if "\r" in line or "\x00" in line:
+                raise _bad("Bad SDP: bad character", f"CR or NUL in line {number}")
         kind = line[0]
         if len(line) < 2 or line[1] != "=" or not ("a" <= kind <= "z"):
             raise _bad("Bad SDP: malformed line", f"line {number}: {_show(line)}")
@@ -755,8 +780,15 @@ def _addrtype(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
+# Never part of an address we write: white space (``\s`` is what str.isspace() sees),
+# controls and "/"; nor of a codec name: white space and "/".
+_BAD_ADDRESS_RE = re.compile(r"[\s\x00-\x1f/]")
+_BAD_CODEC_NAME_RE = re.compile(r"[\s/]")
+_WHITESPACE_RE = re.compile(r"\s")
+
+
 def _check_address(address: str) -> None:
-    if not address or any(ch.isspace() or ord(ch) < 32 or ch == "/" for ch in address):
+    if not address or _BAD_ADDRESS_RE.search(address):
         raise LocalProtocolError(f"bad SDP address {address!r}")
 
 
@@ -766,11 +798,17 @@ def _check_port(port: int) -> None:
 
 
 def _check_codecs(codecs: Sequence[Codec]) -> None:
+    if codecs is DEFAULT_CODECS:
+        return  # an immutable tuple of frozen codecs, checked once at import
+    _check_codec_list(codecs)
+
+
+def _check_codec_list(codecs: Sequence[Codec]) -> None:
     pts = [c.payload_type for c in codecs]
     if len(set(pts)) != len(pts) or any(not 0 <= pt <= 127 for pt in pts):
         raise LocalProtocolError(f"codec payload types must be unique and 0-127: {pts}")
     for c in codecs:
-        bad_name = not c.name or any(ch.isspace() or ch == "/" for ch in c.name)
+        bad_name = not c.name or _BAD_CODEC_NAME_RE.search(c.name) is not None
         bad_fmtp = c.fmtp is not None and ("\r" in c.fmtp or "\n" in c.fmtp)
         if bad_name or bad_fmtp or c.clock_rate <= 0 or c.channels <= 0:
             raise LocalProtocolError(f"bad codec {c!r}")
@@ -778,11 +816,15 @@ def _check_codecs(codecs: Sequence[Codec]) -> None:
         raise LocalProtocolError("need at least one audio codec besides telephone-event/CN")
 
 
+_check_codec_list(DEFAULT_CODECS)
+
+
 def _new_origin(username: str, address: str, session_id: int | None, version: int | None) -> Origin:
-    if not username or any(ch.isspace() for ch in username):
+    if not username or _WHITESPACE_RE.search(username):
         raise LocalProtocolError(f"bad SDP username {username!r}")
     # RFC 8866 §5.2: any unique number; kept below 2**31 for 32-bit peers.
-    sid = session_id if session_id is not None else secrets.randbelow(2**30) + 1
+    # randbits(30): uniform below 2**30 like randbelow(2**30), at half its cost.
+    sid = session_id if session_id is not None else secrets.randbits(30) + 1
     ver = version if version is not None else sid
     if sid < 0 or ver < 0:
         raise LocalProtocolError("session id and version must be >= 0")
@@ -957,12 +999,12 @@ def negotiate_answer(
     ours_dir = _remote_direction(offer, m).reversed().intersect(direction)
     ptime = m.ptime or DEFAULT_PTIME
     # Answer with the offerer's payload type numbers (RFC 3264 §6.1).
-    answer_codecs = [replace(my_codec, payload_type=remote_codec.payload_type)]
+    answer_codecs = [_renumbered(my_codec, remote_codec.payload_type, my_codec.fmtp)]
     te_pt: int | None = None
     if remote_te is not None and my_te is not None:
         te_pt = remote_te.payload_type
         fmtp = my_te.fmtp if my_te.fmtp is not None else remote_te.fmtp
-        answer_codecs.append(replace(my_te, payload_type=te_pt, fmtp=fmtp))
+        answer_codecs.append(_renumbered(my_te, te_pt, fmtp))
 
     sections: list[MediaDescription] = []
     for i, om in enumerate(offer.media):
@@ -981,7 +1023,7 @@ def negotiate_answer(
         remote_address=conn.address,
         remote_port=m.port,
         remote_rtcp_port=_rtcp_port(m),
-        codec=replace(my_codec, payload_type=remote_codec.payload_type, fmtp=remote_codec.fmtp),
+        codec=_renumbered(my_codec, remote_codec.payload_type, remote_codec.fmtp),
         telephone_event_pt=te_pt,
         ptime=ptime,
         direction=ours_dir,
@@ -1029,7 +1071,7 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
         remote_address=conn.address,
         remote_port=theirs.port,
         remote_rtcp_port=_rtcp_port(theirs),
-        codec=replace(my_codec, payload_type=their_codec.payload_type, fmtp=their_codec.fmtp),
+        codec=_renumbered(my_codec, their_codec.payload_type, their_codec.fmtp),
         telephone_event_pt=their_te.payload_type if their_te is not None else None,
         ptime=theirs.ptime or DEFAULT_PTIME,
         direction=direction,

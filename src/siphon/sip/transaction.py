@@ -506,6 +506,22 @@ def ack_for_non_2xx(invite: Request, response: Response) -> Request:
 class _Transaction(Generic[S]):
     """The table-driven engine the four transaction kinds share."""
 
+    __slots__ = (
+        "_deadlines",
+        "_due_now",
+        "_intervals",
+        "_slack",
+        "_started",
+        "_state",
+        "_table",
+        "_terminated_state",
+        "key",
+        "last_response",
+        "reliable",
+        "request",
+        "timers",
+    )
+
     _KIND = "transaction"
     # Event loops may run a timer callback a little before its deadline; a fire that
     # early still counts. Anything earlier belongs to a replaced deadline.
@@ -531,8 +547,11 @@ class _Transaction(Generic[S]):
         self._terminated_state = terminated
         self._started = False
         self._deadlines: dict[TimerName, float] = {}
+        # Last interval of the retransmission timers (A, E, G), which back off from it.
         self._intervals: dict[TimerName, float] = {}
-        self._due_now: list[TimerName] = []
+        # Zero-length timers waiting to fire; created on first use, as most
+        # transactions never have one (every object kept for 64*T1 costs the GC).
+        self._due_now: list[TimerName] | None = None
         self._slack = min(self._MAX_TIMER_SLACK, timers.t1 / 4)
 
     # -- public, common to all kinds --------------------------------------------------------
@@ -589,17 +608,22 @@ class _Transaction(Generic[S]):
         actions: list[Action] = []
         for step in row.steps:
             actions.extend(self._step(step, inp, message, now))
+        due = self._due_now
         if self._state is self._terminated_state:
             self._deadlines.clear()
-            self._due_now.clear()
-        while self._due_now:  # zero-length timers fire at once
-            actions.extend(self._feed(_TIMER_INPUT[self._due_now.pop(0)], None, now))
+            if due:
+                due.clear()
+        while due:  # zero-length timers fire at once
+            actions.extend(self._feed(_TIMER_INPUT[due.pop(0)], None, now))
         return actions
 
     def _start_timer(self, name: TimerName, delay: float, now: float) -> list[Action]:
-        self._intervals[name] = delay
+        if name in RETRANSMISSION_TIMERS:
+            self._intervals[name] = delay
         if delay <= 0:
             self._deadlines.pop(name, None)
+            if self._due_now is None:
+                self._due_now = []
             self._due_now.append(name)
             return []
         self._deadlines[name] = now + delay
@@ -637,6 +661,8 @@ class _Transaction(Generic[S]):
 
 
 class _ClientTransaction(_Transaction[S]):
+    __slots__ = ("_request_bytes",)
+
     def __init__(
         self,
         request: Request,
@@ -675,6 +701,8 @@ class _ClientTransaction(_Transaction[S]):
 
 class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
     """INVITE client transaction: RFC 3261 §17.1.1, RFC 6026 (``CLIENT_INVITE_TABLE``)."""
+
+    __slots__ = ("ack",)
 
     _KIND = "INVITE client transaction"
 
@@ -715,6 +743,8 @@ class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
 class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
     """Non-INVITE client transaction: RFC 3261 §17.1.2 (``CLIENT_NON_INVITE_TABLE``)."""
 
+    __slots__ = ()
+
     _KIND = "non-INVITE client transaction"
 
     def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
@@ -738,6 +768,8 @@ class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
 
 
 class _ServerTransaction(_Transaction[S]):
+    __slots__ = ("_last_response_bytes",)
+
     def __init__(
         self,
         request: Request,
@@ -746,8 +778,11 @@ class _ServerTransaction(_Transaction[S]):
         table: Mapping[tuple[S, Input], Transition[S]],
         initial: S,
         terminated: S,
+        key: TransactionKey | None,
     ) -> None:
-        super().__init__(request, reliable, timers, table, initial, terminated, server_key(request))
+        if key is None:
+            key = server_key(request)
+        super().__init__(request, reliable, timers, table, initial, terminated, key)
         self._last_response_bytes = b""
 
     def start(self, now: float) -> list[Action]:
@@ -803,6 +838,8 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
     never end the transaction (RFC 6026 §7.1): its timers do.
     """
 
+    __slots__ = ("send_100_trying",)
+
     _KIND = "INVITE server transaction"
 
     def __init__(
@@ -812,7 +849,9 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
         timers: SipTimers,
         *,
         send_100_trying: bool = True,
+        key: TransactionKey | None = None,
     ) -> None:
+        """``key`` is ``server_key(request)`` when the caller has it already."""
         if request.method != "INVITE":
             raise LocalProtocolError(
                 f"an INVITE server transaction needs an INVITE, got {request.method}; "
@@ -825,6 +864,7 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
             SERVER_INVITE_TABLE,
             ServerInviteState.PROCEEDING,
             ServerInviteState.TERMINATED,
+            key,
         )
         self.send_100_trying = send_100_trying
 
@@ -847,9 +887,19 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
 class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
     """Non-INVITE server transaction: RFC 3261 §17.2.2 (``SERVER_NON_INVITE_TABLE``)."""
 
+    __slots__ = ()
+
     _KIND = "non-INVITE server transaction"
 
-    def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
+    def __init__(
+        self,
+        request: Request,
+        reliable: bool,
+        timers: SipTimers,
+        *,
+        key: TransactionKey | None = None,
+    ) -> None:
+        """``key`` is ``server_key(request)`` when the caller has it already."""
         if request.method in ("INVITE", "ACK"):
             raise LocalProtocolError(
                 f"a non-INVITE server transaction cannot carry {request.method}: "
@@ -863,6 +913,7 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
             SERVER_NON_INVITE_TABLE,
             ServerNonInviteState.TRYING,
             ServerNonInviteState.TERMINATED,
+            key,
         )
 
     def _classify(self, response: Response) -> Input:

@@ -20,7 +20,8 @@ _PARAM_SAFE = "-_.!~*'()[]/:&+$"
 _HEADER_SAFE = "-_.!~*'()[]/?:+$"
 
 # All matched with fullmatch(): "$" would also match before a trailing newline.
-_HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_])?\.?")
+_HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9\-_.]*[A-Za-z0-9_])?\.?"
+_HOSTNAME_RE = re.compile(_HOSTNAME)
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _TEL_GLOBAL_RE = re.compile(r"\+[0-9\-.()]*[0-9][0-9\-.()]*")
 _TEL_LOCAL_RE = re.compile(r"[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*")
@@ -33,6 +34,37 @@ _BAD_URI_CHAR_RE = re.compile(r'[\x00-\x20\x7f<>"]')
 _DISPLAY_TOKENS_RE = re.compile(
     r"[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~\u0080-\U0010ffff]+)*"
 )
+
+
+# Fast paths. The usual forms of a SIP URI, a name-addr and a Via are read by one
+# regular expression each (parsing is a good part of what a call costs us). Each
+# accepts only text on which the general parser gives the same result (no
+# %-escapes, no password, no URI headers, no IPv6...), so where one does not match,
+# the general parser decides, errors included. tests/sip/test_uri.py checks the
+# two against each other.
+#
+# user@host:port;params after "sip:" or "sips:". The user and the parameters leave
+# out "@" (so the first "@" is the one that ends the user), "%", ";", "?" and ":"
+# (user only): the characters the general parser treats specially.
+_FAST_SIP_URI_RE = re.compile(
+    r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"
+    rf"({_HOSTNAME})"
+    r"(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
+)
+# [display-name tokens] <uri> [;params], or "quoted display name" <uri> [;params],
+# after strip(); the URI itself goes to parse_uri.
+_FAST_NAME_ADDR_RE = re.compile(
+    r"(?:([A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*)[ \t]*"
+    r'|"([^"\\\r\n]*)"[ \t]*)?'
+    r"<([^<>]*)>[ \t]*(;.*)?",
+    re.DOTALL,
+)
+
+
+# In the addr-spec form (no <>), ";" starts header parameters and "," or "?" is an
+# error: the general parser handles all three.
+_ADDR_SPEC_SPECIALS_RE = re.compile(r"[;,?<]")
 
 
 def _bad_uri(text: str, why: str) -> RemoteProtocolError:
@@ -61,7 +93,7 @@ def _escape(text: str, safe: str) -> str:
 
 def parse_host(hostport: str, original: str) -> tuple[str, int | None]:
     """Split ``host[:port]``; IPv6 references keep their brackets."""
-    if hostport.startswith("["):
+    if hostport[:1] == "[":
         end = hostport.find("]")
         if end == -1:
             raise _bad_uri(original, "unterminated IPv6 reference")
@@ -77,13 +109,13 @@ def parse_host(hostport: str, original: str) -> tuple[str, int | None]:
         port_text = port_text_raw if colon else None
         if not host or not _HOSTNAME_RE.fullmatch(host):
             raise _bad_uri(original, f"invalid host {host!r}")
-    port: int | None = None
-    if port_text is not None:
-        if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
-            raise _bad_uri(original, f"invalid port {port_text!r}")
-        port = int(port_text)
-        if port > 65535:
-            raise _bad_uri(original, f"port out of range {port}")
+    if port_text is None:
+        return host, None
+    if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        raise _bad_uri(original, f"invalid port {port_text!r}")
+    port = int(port_text)
+    if port > 65535:
+        raise _bad_uri(original, f"port out of range {port}")
     return host, port
 
 
@@ -169,6 +201,23 @@ Uri = SipUri | TelUri | AbsoluteUri
 
 def parse_uri(text: str) -> Uri:
     """Parse a URI; SIP/SIPS/tel get full structure, other schemes are kept verbatim."""
+    scheme, _, rest = text.partition(":")
+    if scheme == "sip" or scheme == "sips":
+        fast = _FAST_SIP_URI_RE.fullmatch(rest)
+        if fast is not None:
+            user, host, port_text, params_text = fast.groups()
+            port = int(port_text) if port_text else None
+            if port is None or port <= 65535:
+                params: dict[str, str | None] = {}
+                if params_text:
+                    for item in params_text[1:].split(";"):
+                        name, eq, value = item.partition("=")
+                        params[name.lower()] = value if eq else None
+                return SipUri(host, user, None, port, scheme, params, {})
+    return _parse_uri_general(text)
+
+
+def _parse_uri_general(text: str) -> Uri:
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise _bad_uri(text, "missing or invalid scheme")
@@ -192,7 +241,7 @@ def _parse_sip_uri(scheme: str, rest: str, original: str) -> SipUri:
         user_raw, pcolon, pass_raw = userinfo.partition(":")
         if not user_raw:
             raise _bad_uri(original, "empty user part")
-        user = _unescape(user_raw, original)
+        user = _unescape(user_raw, original) if "%" in user_raw else user_raw
         password = _unescape(pass_raw, original) if pcolon else None
     rest, qmark, headers_text = rest.partition("?")
     hostport, semi, params_text = rest.partition(";")
@@ -255,6 +304,19 @@ class NameAddr:
 
 
 def parse_name_addr(value: str) -> NameAddr:
+    text = value.strip()
+    fast = _FAST_NAME_ADDR_RE.fullmatch(text)
+    if fast is not None:
+        tokens, quoted, uri_text, params_text = fast.groups()
+        display = tokens if quoted is None else quoted
+        return NameAddr(parse_uri(uri_text), display, parse_params(params_text or ""))
+    if text.startswith(("sip:", "sips:")) and not _ADDR_SPEC_SPECIALS_RE.search(text):
+        # A bare SIP URI with no parameters: the addr-spec form, as SIPp's Contact.
+        return NameAddr(parse_uri(text), None, {})
+    return _parse_name_addr_general(value)
+
+
+def _parse_name_addr_general(value: str) -> NameAddr:
     text = value.strip()
     if text == "*":
         return NameAddr(AbsoluteUri("*", "*"), wildcard=True)
@@ -350,7 +412,24 @@ _VIA_RE = re.compile(
 )
 
 
+# SIP/2.0/transport host[:port][;params], in upper case, one space, no IPv6, no
+# comment, no quoting and no white space among the parameters.
+_FAST_VIA_RE = re.compile(
+    rf"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) ({_HOSTNAME})(?::([0-9]{{1,5}}))?((?:;[^;\"(\s]+)*)"
+)
+
+
 def parse_via(value: str) -> Via:
+    fast = _FAST_VIA_RE.fullmatch(value)
+    if fast is not None:
+        transport, host, port_text, params_text = fast.groups()
+        port = int(port_text) if port_text else None
+        if port is None or port <= 65535:
+            return Via(transport.upper(), host, port, parse_params(params_text))
+    return _parse_via_general(value)
+
+
+def _parse_via_general(value: str) -> Via:
     match = _VIA_RE.match(value)
     if match is None:
         raise RemoteProtocolError(f"bad Via {value!r}", reason="Bad Via")

@@ -1,0 +1,246 @@
+"""CPU cost of one call through our UAS, measured in-process (no SIP sockets).
+
+The same server ``benchmarks/sip_setup_rate.py`` starts (``SipServer`` running
+``examples/answer.py`` on uvloop when installed, RFC 3261 default timers, the
+garbage collector settings of the ``siphon`` command) is fed
+the datagrams of SIPp's built-in ``uac`` scenario, one call after the other:
+
+    INVITE -> 100 Trying, 180 Ringing, 200 OK (SDP answer)
+    ACK
+    BYE    -> 200 OK
+
+What a call's time includes: parsing every request (``UdpTransport.datagram_received``,
+the real entry point of the UDP transport), the transaction layer and its timers,
+the user agent, the per-call task and handler, SDP negotiation, binding and closing
+the call's RTP socket, building and serialising the four responses, and the event
+loop iterations that run the call's tasks. What it excludes: the kernel's side of
+the SIP socket (recvfrom/sendto: responses are handed to a stand-in transport that
+keeps the bytes) and the loop's socket polling. The harness's own work is counted
+too, about 4 µs a call: it waits for the 200 OK and fills its To tag into pre-built
+ACK and BYE datagrams.
+
+Transaction timers keep RFC values (Timer J/L: 64*T1 = 32 s), so in a short run
+they are scheduled but never fire; ``--t1 0.005`` shrinks them so expiry and
+cleanup are paid inside the run too. The garbage collector's time is printed on its
+own line. Full collections rescan every lingering transaction, and with the
+server's settings the first comes after tens of thousands of calls: give a large
+CALLS (100000) to see their share over a long run.
+
+    python benchmarks/sip_inprocess.py [CALLS] [--profile] [--top 30] [--t1 SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import pstats
+import re
+import sys
+import time
+from pathlib import Path
+
+from siphon.app import ServerConfig, SipServer
+from siphon.cli import load_handlers, tune_gc
+from siphon.io.sip_transport import UdpTransport
+from siphon.sip.timers import SipTimers
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER = ("127.0.0.1", 5060)
+CLIENT = ("127.0.0.1", 5061)
+WARMUP_CALLS = 300
+
+# SIPp 3.6's built-in "uac" scenario (sipp -sd uac), as SIPp fills it in.
+_SDP = (
+    "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    "t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+_COMMON = (
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-{step}\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag00{n}\r\n"
+    "To: service <sip:service@127.0.0.1:5060>{to_tag}\r\n"
+    "Call-ID: {n}-4242@127.0.0.1\r\n"
+    "CSeq: {cseq}\r\n"
+    "Contact: sip:sipp@127.0.0.1:5061\r\n"
+    "Max-Forwards: 70\r\n"
+    "Subject: Performance Test\r\n"
+)
+INVITE = (
+    "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    + _COMMON
+    + "Content-Type: application/sdp\r\nContent-Length: {length}\r\n\r\n"
+    + _SDP
+)
+IN_DIALOG = (
+    "{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n" + _COMMON + "Content-Length: 0\r\n\r\n"
+)
+
+_TO_TAG = re.compile(rb"\r\nTo:[^\r]*;tag=([^;\r]+)")
+
+
+class GcClock:
+    """Time the cyclic garbage collector spends, through ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+
+class CapturingTransport:
+    """Stands in for the loop's UDP transport: keeps what the server sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.answered: asyncio.Event = asyncio.Event()
+
+    def sendto(self, data: bytes, addr: object = None) -> None:
+        self.sent.append(data)
+        if data.startswith(b"SIP/2.0 200") and b"INVITE\r\n" in data:
+            self.answered.set()
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return SERVER if name == "sockname" else default
+
+    def close(self) -> None:
+        pass
+
+
+def requests_for(n: int) -> tuple[bytes, str, str]:
+    """The INVITE of call ``n`` and the ACK and BYE templates awaiting the To tag."""
+    invite = INVITE.format(n=n, step=1, to_tag="", cseq="1 INVITE", length=len(_SDP))
+    ack = IN_DIALOG.format(method="ACK", n=n, step=2, to_tag=";tag={tag}", cseq="1 ACK")
+    bye = IN_DIALOG.format(method="BYE", n=n, step=3, to_tag=";tag={tag}", cseq="2 BYE")
+    return invite.encode(), ack, bye
+
+
+async def run_calls(
+    udp: UdpTransport, fake: CapturingTransport, calls: list[tuple[bytes, str, str]]
+) -> None:
+    for invite, ack, bye in calls:
+        fake.answered.clear()
+        udp.datagram_received(invite, CLIENT)
+        await fake.answered.wait()  # the call's task opens media, rings and answers
+        match = _TO_TAG.search(fake.sent[-1])
+        assert match is not None, fake.sent[-1]
+        tag = match.group(1).decode()
+        udp.datagram_received(ack.format(tag=tag).encode(), CLIENT)
+        udp.datagram_received(bye.format(tag=tag).encode(), CLIENT)
+
+
+async def calls_finished() -> None:
+    """Wait for every call task the server runs (named ``call:...``) to return."""
+    tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("call:")]
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+async def main(args: argparse.Namespace) -> int:
+    tune_gc()  # as `siphon dev` and `siphon start` do
+    timers = SipTimers(t1=args.t1, t2=max(4.0, args.t1), t4=max(5.0, args.t1))
+    handler = load_handlers(str(ROOT / "examples" / "answer.py"))["app"]
+    config = ServerConfig(
+        host="127.0.0.1", sip_port=0, transports=("udp",), timers=timers, drain_timeout=1.0
+    )
+    server = SipServer(handler, config)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(server.serve(lambda _: ready.set()))
+    await ready.wait()
+    # A UDP transport of our own, wired to the server's stack the way the loop wires
+    # the real one; responses land in ``fake`` instead of a socket.
+    udp = UdpTransport(server.stack)
+    fake = CapturingTransport()
+    udp.connection_made(fake)  # type: ignore[arg-type]
+
+    warmup = [requests_for(n) for n in range(WARMUP_CALLS)]
+    measured = [requests_for(n) for n in range(WARMUP_CALLS, WARMUP_CALLS + args.calls)]
+    await run_calls(udp, fake, warmup)
+    await calls_finished()
+    fake.sent.clear()
+    gc.collect()
+
+    profiler = cProfile.Profile() if args.profile else None
+    gc_clock = GcClock()
+    gc.callbacks.append(gc_clock)
+    if args.no_gc:
+        gc.disable()
+    start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    await run_calls(udp, fake, measured)
+    await calls_finished()  # the last calls' tasks finish inside the measurement too
+    if profiler is not None:
+        profiler.disable()
+    elapsed = time.perf_counter() - start
+    gc.callbacks.remove(gc_clock)
+    gc.enable()
+
+    stats = dict(server.stack.stats)
+    server.stop()
+    await serving
+    expected_out = 4 * args.calls
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    print(
+        f"{args.calls} calls in {elapsed:.3f} s: {elapsed / args.calls * 1e6:.1f} µs per call "
+        f"({args.calls / elapsed:.0f} calls/s on one core; {loop_name} loop, T1={args.t1} s)"
+        + (" -- under cProfile, so several times slower" if profiler is not None else "")
+    )
+    print(
+        f"  of which the garbage collector: {gc_clock.seconds / args.calls * 1e6:.1f} µs per call "
+        f"(collections by generation: {gc_clock.collections})"
+    )
+    # Tiny T1s let a 2xx retransmission slip in before the ACK: expected then.
+    retransmitted = stats.get("2xx_retransmissions", 0)
+    problems = {k: v for k, v in stats.items() if k not in _EXPECTED_STATS}
+    if len(fake.sent) != expected_out + retransmitted or problems:
+        print(f"unexpected: {len(fake.sent)} responses (wanted {expected_out}), stats {stats}")
+        return 1
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
+    return 0
+
+
+_EXPECTED_STATS = {
+    "requests_in",
+    "responses_out",
+    "calls_in",
+    "calls_answered",
+    "calls_ended",
+    "2xx_retransmissions",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("calls", type=int, nargs="?", default=5000, help="measured calls")
+    parser.add_argument("--profile", action="store_true", help="cProfile the measured calls")
+    parser.add_argument("--top", type=int, default=30, help="profile rows to print")
+    parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
+    parser.add_argument("--t1", type=float, default=0.5, help="SIP T1 in seconds (RFC: 0.5)")
+    parser.add_argument(
+        "--no-gc", action="store_true", help="disable the cyclic GC while measuring (diagnosis)"
+    )
+    parser.add_argument("--asyncio", action="store_true", help="plain asyncio even with uvloop")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        uvloop = None
+    if uvloop is None or arguments.asyncio:
+        sys.exit(asyncio.run(main(arguments)))
+    sys.exit(uvloop.run(main(arguments)))

@@ -1,0 +1,428 @@
+"""One call's RTP: socket, latching, jitter buffer, playout, DTMF, RTCP, recording, timeout.
+
+Receiving is event driven (``datagram_received``); sending is driven by the
+process-wide ``MediaClock``: on every 20 ms tick the session pulls the caller's
+next frame out of the jitter buffer (for the app and the recording) and sends the
+agent's next frame (or comfort silence, or a DTMF event packet). Per packet the
+Python work is a 12-byte header peek, a table lookup and a few comparisons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from siphon.events import DtmfReceived
+from siphon.io.media_clock import MediaClock
+from siphon.io.playout import FRAME_SAMPLES, PcmFrame, PlayoutQueue
+from siphon.io.ports import PortsExhausted, RtpPortAllocator
+from siphon.io.recording import RecordingWriter
+from siphon.rtp.codecs import Codec, codec_for
+from siphon.rtp.dtmf import DtmfReceiver, DtmfSender
+from siphon.rtp.jitter import FrameKind, JitterBuffer
+from siphon.rtp.packet import build_rtp, is_rtcp, peek_header
+from siphon.rtp.recorder import WavWriter, interleave
+from siphon.rtp.rtcp import (
+    ReceptionStats,
+    RtcpScheduler,
+    SenderReport,
+    build_bye,
+    build_compound,
+    build_rr,
+    build_sdes_cname,
+    build_sr,
+    ntp_from_unix,
+    parse_rtcp,
+)
+from siphon.rtp.seq import SEQ_MOD, TS_MOD
+from siphon.sip.sdp import NegotiatedMedia
+
+log = logging.getLogger("siphon.io.rtp")
+
+Address = tuple[str, int]
+
+# Frames of caller audio kept for an app that reads slowly (2 s); older ones drop.
+MAX_INBOUND_FRAMES = 100
+# A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
+MAX_RTP_DATAGRAM = 1500
+
+
+@dataclass(slots=True)
+class MediaStats:
+    """Call statistics, updated as packets flow (also exposed on the call)."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    octets_in: int = 0
+    octets_out: int = 0
+    lost: int = 0
+    late: int = 0
+    concealed: int = 0
+    jitter_ms: float = 0.0
+    dtmf_events: int = 0
+    dropped_foreign: int = 0  # from another source after latching (RTP injection)
+    dropped_malformed: int = 0
+    dropped_payload_type: int = 0
+    rtcp_in: int = 0
+    rtcp_out: int = 0
+    latched: bool = False
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self._session = session
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self._session.rtcp_received(data, (str(addr[0]), int(addr[1])))
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        ports: RtpPortAllocator,
+        clock: MediaClock,
+        *,
+        media_timeout: float = 30.0,
+        on_timeout: Callable[[], None] | None = None,
+        on_dtmf: Callable[[DtmfReceived], None] | None = None,
+        recorder: RecordingWriter | None = None,
+        recording_path: Path | None = None,
+    ) -> None:
+        self._ports = ports
+        self._clock = clock
+        self.media_timeout = media_timeout
+        self.on_timeout = on_timeout
+        self.on_dtmf = on_dtmf
+        self._recorder = recorder
+        self.recording_path = recording_path
+        self._wav: WavWriter | None = None
+        self.port = 0
+        self._transport: asyncio.DatagramTransport | None = None
+        self._rtcp = _RtcpProtocol(self)
+        self.stats = MediaStats()
+        self.playout = PlayoutQueue()
+        self._inbound: deque[PcmFrame] = deque(maxlen=MAX_INBOUND_FRAMES)
+        self._inbound_ready = asyncio.Event()
+        # Negotiated in start():
+        self.codec: Codec | None = None
+        self.payload_type = -1
+        self.dtmf_payload_type = -1
+        self.remote: Address | None = None
+        self.remote_rtcp: Address | None = None
+        self._jitter: JitterBuffer | None = None
+        self._dtmf_in = DtmfReceiver()
+        self._dtmf_out: DtmfSender | None = None
+        self._reception: ReceptionStats | None = None
+        self._rtcp_schedule: RtcpScheduler | None = None
+        self._remote_ssrc: int | None = None
+        # Our stream: random SSRC, sequence and timestamp origin (RFC 3550 §5.1).
+        self.ssrc = secrets.randbits(32)
+        self._seq = secrets.randbits(16)
+        self._ts = secrets.randbits(32)
+        self._silence = b""
+        self._last_rx = 0.0
+        self._sending = False
+        self._started = False
+        self._closed = False
+        self.cname = f"siphon-{secrets.token_hex(4)}"
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def open(self) -> int:
+        """Bind an even RTP port and the RTCP port above it; returns the RTP port."""
+        loop = asyncio.get_running_loop()
+        host = self._ports.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(min(self._ports.capacity, 64)):
+            port = self._ports.allocate()
+            try:
+                rtp, _ = await loop.create_datagram_endpoint(
+                    lambda: self, local_addr=(host, port), family=family
+                )
+            except OSError:
+                self._ports.release(port)  # taken by another process: next pair
+                continue
+            try:
+                await loop.create_datagram_endpoint(
+                    lambda: self._rtcp, local_addr=(host, port + 1), family=family
+                )
+            except OSError:
+                rtp.close()
+                self._ports.release(port)
+                continue
+            self.port = port
+            if self._closed:  # closed while we were binding
+                self._close_sockets()
+            return port
+        raise PortsExhausted("no bindable RTP port pair found in the configured range")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def start(self, media: NegotiatedMedia, *, sending: bool = True) -> None:
+        """Apply the negotiated media and join the media clock (idempotent, re-INVITE safe)."""
+        codec = codec_for(media.codec.name, media.codec.clock_rate)
+        if self.codec is None or codec.name != self.codec.name:
+            self._jitter = JitterBuffer(codec.decode)
+            self._silence = codec.silence(FRAME_SAMPLES)
+        self.codec = codec
+        self.payload_type = media.codec.payload_type
+        self.dtmf_payload_type = (
+            media.telephone_event_pt if media.telephone_event_pt is not None else -1
+        )
+        if self.dtmf_payload_type >= 0 and self._dtmf_out is None:
+            self._dtmf_out = DtmfSender(self.dtmf_payload_type)
+        if not self.stats.latched:
+            self.remote = (media.remote_address, media.remote_port)
+            rtcp_port = media.remote_rtcp_port or media.remote_port + 1
+            self.remote_rtcp = (media.remote_address, rtcp_port)
+        self._sending = sending and media.direction.sends
+        if not self._started and not self._closed:
+            self._started = True
+            self._last_rx = time.monotonic()
+            self._rtcp_schedule = RtcpScheduler(time.monotonic())
+            if self._recorder is not None and self.recording_path is not None:
+                self._wav = self._recorder.open(self.recording_path)
+            self._clock.add(self)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._clock.remove(self)
+        if (
+            self._rtcp_schedule is not None
+            and self._rtcp.transport is not None
+            and self.remote_rtcp is not None
+        ):
+            self._send_rtcp(bye=True)
+        self._close_sockets()
+        if self._wav is not None and self._recorder is not None:
+            self._recorder.close(self._wav)
+            self._wav = None
+        self._inbound_ready.set()
+
+    def _close_sockets(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._rtcp.transport is not None:
+            self._rtcp.transport.close()
+            self._rtcp.transport = None
+        if self.port:
+            self._ports.release(self.port)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- receiving -------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        stats = self.stats
+        source = (str(addr[0]), int(addr[1]))
+        if len(data) > MAX_RTP_DATAGRAM or self._jitter is None:
+            stats.dropped_malformed += 1
+            return
+        if stats.latched and source != self.remote:
+            stats.dropped_foreign += 1  # RTP injection protection
+            return
+        header = peek_header(data)
+        if header is None:
+            if is_rtcp(data):  # rtcp-mux peers (RFC 5761)
+                self.rtcp_received(data, source)
+            else:
+                stats.dropped_malformed += 1
+            return
+        pt, marker, seq, ts, ssrc = header
+        if pt != self.payload_type and pt != self.dtmf_payload_type:
+            stats.dropped_payload_type += 1
+            return
+        if not stats.latched:
+            # Symmetric RTP (RFC 4961): answer where the media really comes from (NAT).
+            stats.latched = True
+            if source != self.remote:
+                log.debug("latched RTP to %s:%d (SDP said %s)", source[0], source[1], self.remote)
+            self.remote = source
+        now = time.monotonic()
+        self._last_rx = now
+        stats.packets_in += 1
+        stats.octets_in += len(data)
+        if ssrc != self._remote_ssrc:
+            self._remote_ssrc = ssrc
+            assert self.codec is not None
+            self._reception = ReceptionStats(ssrc, self.codec.clock_rate)
+        if self._reception is not None:
+            self._reception.on_packet(seq, ts, now)
+        payload = _payload(data)
+        if payload is None:
+            stats.dropped_malformed += 1
+            return
+        if pt == self.dtmf_payload_type:
+            event = self._dtmf_in.on_packet(ts, marker, payload, now)
+            if event is not None:
+                self._dtmf(event)
+            return
+        self._jitter.push(seq, ts, ssrc, payload, now, marker=marker)
+
+    def rtcp_received(self, data: bytes, source: Address) -> None:
+        self.stats.rtcp_in += 1
+        try:
+            packets = parse_rtcp(data, strict=False)
+        except Exception:  # RtpParseError: counted, never fatal
+            self.stats.dropped_malformed += 1
+            return
+        now = time.monotonic()
+        for packet in packets:
+            if isinstance(packet, SenderReport) and self._reception is not None:
+                self._reception.on_sender_report(packet, now)
+
+    def _dtmf(self, event: DtmfReceived) -> None:
+        self.stats.dtmf_events += 1
+        if self.on_dtmf is not None:
+            self.on_dtmf(event)
+
+    # -- the 20 ms tick ------------------------------------------------------------------
+    def on_tick(self, tick: int, now: float) -> None:
+        jitter = self._jitter
+        codec = self.codec
+        if jitter is None or codec is None or self._closed:
+            return
+        # Caller side: the next 20 ms out of the jitter buffer.
+        frame = jitter.pop(now)
+        if frame.kind is not FrameKind.SILENCE or self._inbound:
+            self._inbound.append(frame.pcm)
+            self._inbound_ready.set()
+        late = self._dtmf_in.poll(now)
+        if late is not None:
+            self._dtmf(late)
+        # Agent side: DTMF event packets replace audio while a digit plays (RFC 4733 §2.5.1.3).
+        agent = self.playout.pop()
+        packet: bytes | None = None
+        if self._sending and self.remote is not None:
+            dtmf = self._dtmf_out.next_packet(self._ts) if self._dtmf_out is not None else None
+            if dtmf is not None:
+                packet = build_rtp(
+                    dtmf.payload_type,
+                    self._seq,
+                    dtmf.timestamp,
+                    self.ssrc,
+                    dtmf.payload,
+                    dtmf.marker,
+                )
+            else:
+                payload = codec.encode(agent) if agent is not None else self._silence
+                packet = build_rtp(self.payload_type, self._seq, self._ts, self.ssrc, payload)
+        if packet is not None and self._transport is not None and self.remote is not None:
+            self._transport.sendto(packet, self.remote)
+            self.stats.packets_out += 1
+            self.stats.octets_out += len(packet)
+            self._seq = (self._seq + 1) % SEQ_MOD
+        self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
+        if self._wav is not None and self._recorder is not None:
+            right = agent if agent is not None else _SILENT_FRAME
+            self._recorder.write(self._wav, interleave(frame.pcm, right))
+        # Housekeeping, cheap enough to check every tick.
+        if now - self._last_rx > self.media_timeout and self.on_timeout is not None:
+            callback, self.on_timeout = self.on_timeout, None
+            callback()
+        schedule = self._rtcp_schedule
+        if schedule is not None and schedule.due(now):
+            schedule.sent(now)
+            self._send_rtcp()
+
+    def _send_rtcp(self, *, bye: bool = False) -> None:
+        if self._rtcp.transport is None or self.remote_rtcp is None:
+            return
+        stats = self.stats
+        blocks = []
+        if self._reception is not None:
+            blocks.append(self._reception.report_block(time.monotonic()))
+            stats.jitter_ms = self._reception.jitter_ms
+        if self._jitter is not None:
+            jstats = self._jitter.stats
+            stats.lost, stats.late, stats.concealed = jstats.lost, jstats.late, jstats.concealed
+        parts: list[bytes] = []
+        if stats.packets_out:
+            sec, frac = ntp_from_unix(time.time())
+            parts.append(
+                build_sr(
+                    self.ssrc, sec, frac, self._ts, stats.packets_out, stats.octets_out, blocks
+                )
+            )
+        else:
+            parts.append(build_rr(self.ssrc, blocks))
+        parts.append(build_sdes_cname(self.ssrc, self.cname))
+        if bye:
+            parts.append(build_bye([self.ssrc]))
+        try:
+            self._rtcp.transport.sendto(build_compound(parts), self.remote_rtcp)
+            stats.rtcp_out += 1
+        except (OSError, ValueError):
+            pass
+
+    # -- the app's side ------------------------------------------------------------------
+    def play(self, pcm: PcmFrame, epoch: int | None = None) -> None:
+        """Queue 8 kHz mono int16 PCM for the caller (any length)."""
+        self.playout.put(pcm, epoch)
+
+    def flush(self) -> int:
+        """Barge-in: nothing queued so far reaches the wire; returns the new epoch."""
+        return self.playout.flush()
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        if self._dtmf_out is None:
+            raise RuntimeError("the peer did not offer telephone-event: use SIP INFO")
+        self._dtmf_out.send(digits, duration_ms)
+
+    async def frames(self) -> AsyncIterator[PcmFrame]:
+        """The caller's audio, 20 ms (160 samples at 8 kHz) at a time, until the call ends."""
+        while not self._closed:
+            while self._inbound:
+                yield self._inbound.popleft()
+            self._inbound_ready.clear()
+            if self._closed:
+                return
+            await self._inbound_ready.wait()
+
+    def refresh_stats(self) -> MediaStats:
+        if self._reception is not None:
+            self.stats.jitter_ms = self._reception.jitter_ms
+        if self._jitter is not None:
+            jstats = self._jitter.stats
+            self.stats.lost, self.stats.late = jstats.lost, jstats.late
+            self.stats.concealed = jstats.concealed
+        return self.stats
+
+
+_SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+def _payload(data: bytes) -> bytes | None:
+    """The payload after the fixed header, CSRCs, extension and padding (RFC 3550 §5.1)."""
+    first = data[0]
+    offset = 12 + 4 * (first & 0x0F)
+    if first & 0x10:  # header extension
+        if len(data) < offset + 4:
+            return None
+        offset += 4 + 4 * int.from_bytes(data[offset + 2 : offset + 4], "big")
+    end = len(data)
+    if first & 0x20:  # padding
+        pad = data[-1]
+        if pad == 0 or pad > end - offset:
+            return None
+        end -= pad
+    if offset > end:
+        return None
+    return data[offset:end]
