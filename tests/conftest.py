@@ -146,3 +146,9 @@ def run_sipp(target_port: int, tmp_path: Path, *args: str, timeout: float = 40) 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30, cwd=tmp_path)
     errors = err_file.read_text(errors="replace") if err_file.exists() else ""
     return SippResult(proc.returncode, proc.stdout + proc.stderr, errors)
+
+
+@pytest.fixture(autouse=True)
+def _recordings_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recordings of in-process servers land in the test's own folder, not the repo."""
+    monkeypatch.setenv("SIPHON_RECORDINGS_DIR", str(tmp_path / "recordings"))

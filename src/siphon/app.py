@@ -85,6 +85,10 @@ class ServerConfig:
     realm: str = "siphon"
     # An inbound call the app has not answered by then gets 408.
     ring_timeout: float = 120.0
+    # No RTP for this long ends an answered call.
+    media_timeout: float = 30.0
+    # A stereo WAV per call in ./recordings (or $SIPHON_RECORDINGS_DIR).
+    record: bool = True
     # How long a graceful stop waits for active calls before hanging them up.
     drain_timeout: float = 30.0
 
@@ -120,6 +124,8 @@ class SipServer:
                 user_agent=cfg.user_agent,
                 auth=digest,
                 ring_timeout=cfg.ring_timeout,
+                media_timeout=cfg.media_timeout,
+                record=cfg.record,
             ),
             on_call=self._spawn_call,
         )

@@ -128,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
             default=[],
             help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)",
         )
+        p.add_argument(
+            "--no-record",
+            action="store_true",
+            help="do not write a stereo WAV per call (./recordings)",
+        )
+        p.add_argument(
+            "--media-timeout",
+            type=float,
+            default=30.0,
+            help="seconds without RTP before an answered call is ended",
+        )
         p.add_argument("--log-level", default="info")
     return parser
 
@@ -172,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             rtp_port_start=args.rtp_ports[0],
             rtp_port_end=args.rtp_ports[1],
             auth=dict(args.auth) or None,
+            record=not args.no_record,
+            media_timeout=args.media_timeout,
             drain_timeout=30.0 if production else 2.0,
         )
         server = SipServer(handler, config)

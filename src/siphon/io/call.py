@@ -20,7 +20,8 @@ from siphon.sip.message import Request, Response
 from siphon.sip.sdp import Direction, NegotiatedMedia, SdpSession
 
 if TYPE_CHECKING:
-    from siphon.io.ports import MediaEndpoint
+    from siphon.io.playout import PcmFrame
+    from siphon.io.rtp_session import MediaStats, RtpSession
     from siphon.io.sip_stack import ServerTxn
     from siphon.io.user_agent import UserAgent
 
@@ -57,7 +58,7 @@ class SipCall:
         call_id: str,
         local_tag: str,
         invite: Request,
-        media: MediaEndpoint,
+        media: RtpSession,
         sdp: SdpSession | None = None,
     ) -> None:
         self._ua = ua
@@ -65,7 +66,7 @@ class SipCall:
         self.call_id = call_id
         self.local_tag = local_tag
         self.invite = invite
-        self.media_endpoint = media
+        self.media = media
         self.sdp = sdp
         self.state = CallState.INCOMING if direction == "inbound" else CallState.CALLING
         self.dialog: Dialog | None = None
@@ -153,6 +154,33 @@ class SipCall:
         else:
             self._end_callbacks.append(callback)
 
+    # -- media ---------------------------------------------------------------------------
+    def frames(self) -> AsyncIterator[PcmFrame]:
+        """The caller's audio: 20 ms frames of 8 kHz int16 PCM until the call ends."""
+        return self.media.frames()
+
+    def play(self, pcm: PcmFrame, epoch: int | None = None) -> None:
+        """Queue 8 kHz int16 PCM for the caller; frames of an older ``epoch`` are dropped."""
+        self.media.play(pcm, epoch)
+
+    def flush_playout(self) -> int:
+        """Stop what is queued for the caller within one tick; returns the new epoch."""
+        return self.media.flush()
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        """Send digits as RFC 4733 telephone-events (SIP INFO: ``UserAgent.send_info_dtmf``)."""
+        self.media.send_dtmf(digits, duration_ms)
+
+    @property
+    def stats(self) -> MediaStats:
+        """Packets in/out, lost, late, jitter, DTMF events... of this call's media."""
+        return self.media.refresh_stats()
+
+    @property
+    def recording_path(self) -> str | None:
+        path = self.media.recording_path
+        return str(path) if path is not None else None
+
     # -- used by the user agent ----------------------------------------------------
     def emit(self, event: CallEvent) -> None:
         try:
@@ -171,7 +199,7 @@ class SipCall:
         self.state = CallState.ENDED
         self.end_reason = reason
         self.end_status = status
-        self.media_endpoint.close()
+        self.media.close()
         if self.events.full():
             self.events.get_nowait()  # CallEnded must always get through
         self.events.put_nowait(CallEnded(reason, status))

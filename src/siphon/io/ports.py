@@ -7,7 +7,6 @@ Exhaustion raises ``PortsExhausted``; the user agent answers the INVITE 503.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from siphon.errors import ConfigError, SiphonError
@@ -56,70 +55,28 @@ class RtpPortAllocator:
         self._in_use.discard(port)
 
 
-class _CountingProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.last_source: tuple[str, int] | None = None
+def bind_port_pair(allocator: RtpPortAllocator) -> tuple[int, socket.socket, socket.socket]:
+    """Bind an even RTP port and RTCP on the next one; returns (port, rtp, rtcp) sockets.
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.packets += 1
-        self.octets += len(data)
-        self.last_source = addr
-
-
-class MediaEndpoint:
-    """The UDP socket behind the port we put in our SDP.
-
-    Until the RTP engine arrives this only receives and counts datagrams, so the
-    address we advertise is real (no ICMP port-unreachable storms at the peer).
+    We bind the sockets ourselves and hand them to the loop (``sock=``): given
+    ``local_addr`` the loop resolves the address first, which costs more than the
+    bind. A pair taken by another process is skipped.
     """
-
-    def __init__(self, allocator: RtpPortAllocator) -> None:
-        self._allocator = allocator
-        self.port = 0
-        self._transport: asyncio.DatagramTransport | None = None
-        self._protocol = _CountingProtocol()
-
-    @property
-    def packets_received(self) -> int:
-        return self._protocol.packets
-
-    async def open(self) -> int:
-        loop = asyncio.get_running_loop()
-        host = self._allocator.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for _ in range(min(self._allocator.capacity, 64)):
-            port = self._allocator.allocate()
-            # We bind the socket ourselves and hand it over: given local_addr instead,
-            # the loop resolves the address first, which costs more than the bind.
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
+    host = allocator.host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(min(allocator.capacity, 64)):
+        port = allocator.allocate()
+        bound: list[socket.socket] = []
+        try:
+            for p in (port, port + 1):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                bound.append(sock)
                 sock.setblocking(False)
-                sock.bind((host, port))
-            except OSError:
+                sock.bind((host, p))
+        except OSError:
+            for sock in bound:
                 sock.close()
-                self._allocator.release(port)  # taken by another process: try the next pair
-                continue
-            try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: self._protocol, sock=sock
-                )
-            except OSError:
-                sock.close()
-                self._allocator.release(port)
-                continue
-            except BaseException:
-                sock.close()
-                self._allocator.release(port)
-                raise
-            self._transport = transport
-            self.port = port
-            return port
-        raise PortsExhausted("no bindable RTP port found in the configured range")
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-            self._allocator.release(self.port)
+            allocator.release(port)
+            continue
+        return port, bound[0], bound[1]
+    raise PortsExhausted("no bindable RTP port pair found in the configured range")

@@ -1,9 +1,11 @@
 """Recording files written off the event loop.
 
-Every call's stereo WAV (``siphon.rtp.recorder.WavWriter``) is fed 20 ms frames by
-the media clock. File writes can block (a slow disk, a full page cache), and the
-event loop must never block, so frames go through one queue to one writer thread
-for the whole process.
+Every call's stereo WAV (``siphon.rtp.recorder.WavWriter``: left = caller, right =
+agent) is fed one interleaved 20 ms frame per media-clock tick. Opening, writing
+and closing files can block (a slow disk, a full page cache) and the event loop
+must never block, so all of it goes through one queue to one writer thread for
+the whole process. Files are flushed every second, so a killed process loses at
+most a second; ``repair_directory`` fixes their headers on the next start.
 """
 
 from __future__ import annotations
@@ -26,30 +28,27 @@ def recordings_dir() -> Path:
     return Path(os.environ.get("SIPHON_RECORDINGS_DIR", "recordings"))
 
 
-class _Command:
-    __slots__ = ("data", "done", "kind", "writer")
+class Recording:
+    """A recording being written; ``path`` is where it lands."""
 
-    def __init__(
-        self,
-        kind: str,
-        writer: WavWriter | None = None,
-        data: bytes = b"",
-        done: threading.Event | None = None,
-    ) -> None:
-        self.kind = kind  # "write", "close" or "mark"
-        self.writer = writer
-        self.data = data
-        self.done = done
+    __slots__ = ("frames", "path", "sample_rate", "writer")
+
+    def __init__(self, path: Path, sample_rate: int) -> None:
+        self.path = path
+        self.sample_rate = sample_rate
+        self.writer: WavWriter | None = None  # created by the writer thread
+        self.frames = 0
 
 
 class RecordingWriter:
     """One background thread that owns every open recording file."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, Recording | threading.Event, bytes]] = (
+            queue.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._frames: dict[int, int] = {}
         self.errors = 0
 
     def _ensure_thread(self) -> None:
@@ -60,54 +59,55 @@ class RecordingWriter:
                 )
                 self._thread.start()
 
-    def open(self, path: Path, sample_rate: int = 8000) -> WavWriter:
-        """Create the file now (so a crash right after still leaves one), then write async."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = WavWriter(path, sample_rate=sample_rate, channels=2)
+    def open(self, path: Path, sample_rate: int = 8000) -> Recording:
+        recording = Recording(path, sample_rate)
         self._ensure_thread()
-        return writer
+        self._queue.put(("open", recording, b""))
+        return recording
 
-    def write(self, writer: WavWriter, data: bytes) -> None:
-        self._queue.put(_Command("write", writer, data))
+    def write(self, recording: Recording, data: bytes) -> None:
+        self._queue.put(("write", recording, data))
 
-    def close(self, writer: WavWriter) -> None:
-        self._queue.put(_Command("close", writer))
+    def close(self, recording: Recording) -> None:
+        self._queue.put(("close", recording, b""))
 
-    def drain(self, timeout: float = 5.0) -> None:
+    def drain(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is on disk (tests and shutdown)."""
         done = threading.Event()
         self._ensure_thread()
-        self._queue.put(_Command("mark", done=done))
-        done.wait(timeout)
+        self._queue.put(("mark", done, b""))
+        return done.wait(timeout)
 
     def _run(self) -> None:
         while True:
-            command = self._queue.get()
-            if command is None:
-                return
+            kind, target, data = self._queue.get()
             try:
-                if command.kind == "write" and command.writer is not None:
-                    command.writer.write(command.data)
-                    key = id(command.writer)
-                    count = self._frames.get(key, 0) + 1
-                    self._frames[key] = count
-                    if count % FLUSH_EVERY_FRAMES == 0:
-                        command.writer.flush()
-                elif command.kind == "close" and command.writer is not None:
-                    self._frames.pop(id(command.writer), None)
-                    command.writer.close()
-                elif command.kind == "mark" and command.done is not None:
-                    command.done.set()
-            except Exception:  # a full disk must not kill the writer for other calls
+                if isinstance(target, threading.Event):
+                    target.set()
+                elif kind == "open":
+                    target.path.parent.mkdir(parents=True, exist_ok=True)
+                    target.writer = WavWriter(
+                        target.path, sample_rate=target.sample_rate, channels=2
+                    )
+                elif target.writer is None:
+                    continue  # its open failed (logged): nothing to write or close
+                elif kind == "write":
+                    target.writer.write(data)
+                    target.frames += 1
+                    if target.frames % FLUSH_EVERY_FRAMES == 0:
+                        target.writer.flush()
+                elif kind == "close":
+                    target.writer.close()
+            except Exception:  # a full disk must not stop the writer for other calls
                 self.errors += 1
-                log.exception("recording write failed")
+                log.exception("recording %s failed", kind)
 
 
 _WRITER: RecordingWriter | None = None
 
 
 def recording_writer() -> RecordingWriter:
-    """The process-wide writer; repairs files a killed process left on first use."""
+    """The process-wide writer; repairs files a killed process left, on first use."""
     global _WRITER
     if _WRITER is None:
         _WRITER = RecordingWriter()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -24,13 +23,13 @@ import numpy as np
 from siphon.events import DtmfReceived
 from siphon.io.media_clock import MediaClock
 from siphon.io.playout import FRAME_SAMPLES, PcmFrame, PlayoutQueue
-from siphon.io.ports import PortsExhausted, RtpPortAllocator
-from siphon.io.recording import RecordingWriter
+from siphon.io.ports import RtpPortAllocator, bind_port_pair
+from siphon.io.recording import Recording, RecordingWriter
 from siphon.rtp.codecs import Codec, codec_for
 from siphon.rtp.dtmf import DtmfReceiver, DtmfSender
 from siphon.rtp.jitter import FrameKind, JitterBuffer
 from siphon.rtp.packet import build_rtp, is_rtcp, peek_header
-from siphon.rtp.recorder import WavWriter, interleave
+from siphon.rtp.recorder import interleave
 from siphon.rtp.rtcp import (
     ReceptionStats,
     RtcpScheduler,
@@ -108,7 +107,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.on_dtmf = on_dtmf
         self._recorder = recorder
         self.recording_path = recording_path
-        self._wav: WavWriter | None = None
+        self._wav: Recording | None = None
         self.port = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._rtcp = _RtcpProtocol(self)
@@ -143,30 +142,22 @@ class RtpSession(asyncio.DatagramProtocol):
     async def open(self) -> int:
         """Bind an even RTP port and the RTCP port above it; returns the RTP port."""
         loop = asyncio.get_running_loop()
-        host = self._ports.host
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        for _ in range(min(self._ports.capacity, 64)):
-            port = self._ports.allocate()
-            try:
-                rtp, _ = await loop.create_datagram_endpoint(
-                    lambda: self, local_addr=(host, port), family=family
-                )
-            except OSError:
-                self._ports.release(port)  # taken by another process: next pair
-                continue
-            try:
-                await loop.create_datagram_endpoint(
-                    lambda: self._rtcp, local_addr=(host, port + 1), family=family
-                )
-            except OSError:
-                rtp.close()
-                self._ports.release(port)
-                continue
-            self.port = port
-            if self._closed:  # closed while we were binding
-                self._close_sockets()
-            return port
-        raise PortsExhausted("no bindable RTP port pair found in the configured range")
+        port, rtp_sock, rtcp_sock = bind_port_pair(self._ports)
+        try:
+            await loop.create_datagram_endpoint(lambda: self, sock=rtp_sock)
+            await loop.create_datagram_endpoint(lambda: self._rtcp, sock=rtcp_sock)
+        except BaseException:
+            rtp_sock.close()
+            rtcp_sock.close()
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+            self._ports.release(port)
+            raise
+        self.port = port
+        if self._closed:  # the call ended while we were binding
+            self._close_sockets()
+        return port
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]

@@ -17,11 +17,15 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from siphon.errors import RemoteProtocolError, SiphonError
 from siphon.events import DtmfReceived, HoldChanged
 from siphon.io.call import CallFailed, CallState, SipCall
-from siphon.io.ports import MediaEndpoint, PortsExhausted, RtpPortAllocator
+from siphon.io.media_clock import MediaClock
+from siphon.io.ports import PortsExhausted, RtpPortAllocator
+from siphon.io.recording import recording_writer, recordings_dir
+from siphon.io.rtp_session import RtpSession
 from siphon.io.sip_stack import ClientTxn, ServerTxn, SipStack
 from siphon.io.sip_transport import Address, SipTransport
 from siphon.io.timer_queue import TimerHandle
@@ -54,6 +58,12 @@ class UaConfig:
     retry_after: int = 30
     # An unanswered inbound call gets 408 after this long (Kamailio's fr_inv_timer: 120 s).
     ring_timeout: float = 120.0
+    # No RTP for this long ends an answered call (a peer that vanished without BYE).
+    media_timeout: float = 30.0
+    # Stereo WAV per call (left = caller, right = agent) in recordings_dir
+    # (default ./recordings or $SIPHON_RECORDINGS_DIR).
+    record: bool = True
+    recordings_dir: Path | None = None
     auth: DigestServer | None = None
 
 
@@ -76,7 +86,46 @@ class UserAgent:
         self._retransmit: dict[SipCall, TimerHandle] = {}
         self._sources: dict[SipCall, tuple[Address, SipTransport]] = {}
         self.stats = stack.stats
+        # One media clock for every call of this process (DESIGN: concurrency model).
+        self.clock = MediaClock()
         stack.handler = self
+
+    # ---------------------------------------------------------------------------
+    # Media
+    # ---------------------------------------------------------------------------
+    def _new_media(self, call_id: str) -> RtpSession:
+        path = None
+        if self.config.record:
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in call_id)[:64]
+            folder = self.config.recordings_dir or recordings_dir()
+            path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}.wav"
+        return RtpSession(
+            self.ports,
+            self.clock,
+            media_timeout=self.config.media_timeout,
+            recorder=recording_writer() if self.config.record else None,
+            recording_path=path,
+        )
+
+    def _wire_media(self, call: SipCall) -> None:
+        call.media.on_dtmf = call.emit
+        call.media.on_timeout = functools.partial(self._media_timeout, call)
+
+    def _start_media(self, call: SipCall) -> None:
+        """Apply the negotiated media: RTP flows from now (and after each re-INVITE)."""
+        if call.negotiated is not None and not call.ended:
+            call.media.start(call.negotiated)
+
+    def _media_timeout(self, call: SipCall) -> None:
+        if call.ended:
+            return
+        log.warning(
+            "call %s: no RTP for %.0f s; hanging up", call.call_id, self.config.media_timeout
+        )
+        self.stats["media_timeouts"] += 1
+        if call.state is CallState.ANSWERED:
+            self._send_bye(call)
+        self.end(call, "media timeout")
 
     # ---------------------------------------------------------------------------
     # Incoming requests
@@ -201,8 +250,9 @@ class UserAgent:
             call_id=request.call_id,
             local_tag=new_tag(),
             invite=request,
-            media=MediaEndpoint(self.ports),
+            media=self._new_media(request.call_id),
         )
+        self._wire_media(call)
         call.server_txn = txn
         self._invites[txn] = call
         self._sources[call] = (txn.source, txn.transport)
@@ -220,13 +270,13 @@ class UserAgent:
         if call.ended:  # CANCELled before its task ran
             return False
         try:
-            port = await call.media_endpoint.open()
+            port = await call.media.open()
         except PortsExhausted as exc:
             log.warning("rejecting call %s: %s", call.call_id, exc)
             self.reject(call, 503, headers=[("Retry-After", str(self.config.retry_after))])
             return False
         if call.ended:  # CANCELled while the port was opening: give it back
-            call.media_endpoint.close()
+            call.media.close()
             return False
         call.sdp = SdpSession(address=self.config.media_host, port=port)
         offer_body = call.invite.body
@@ -293,6 +343,7 @@ class UserAgent:
         self._invites.pop(txn, None)
         call.state = CallState.ANSWERED
         self.stats["calls_answered"] += 1
+        self._start_media(call)
         if not txn.transport.reliable:
             self._schedule_2xx_retransmit(call, txn, response, self.stack.timers.t1, 0.0)
         else:
@@ -386,11 +437,16 @@ class UserAgent:
         self._sources.pop(call, None)
         if call._mark_ended(reason, status):
             self.stats["calls_ended"] += 1
+            media = call.stats
             log.info(
-                "call %s ended: %s (%d RTP packets received)",
+                "call %s ended: %s (RTP in %d, out %d, lost %d, jitter %.1f ms, DTMF %d)",
                 call.call_id,
                 reason,
-                call.media_endpoint.packets_received,
+                media.packets_in,
+                media.packets_out,
+                media.lost,
+                media.jitter_ms,
+                media.dtmf_events,
             )
 
     # -- in-dialog requests --------------------------------------------------------------
@@ -462,6 +518,7 @@ class UserAgent:
                 txn.reply(exc.status_hint, exc.reason)
                 return
             call.negotiated = result.media
+            self._start_media(call)
             direction = result.media.direction
             # The peer holds us when we may no longer send (RFC 3264 §8.4).
             call.on_hold = not direction.sends
@@ -523,6 +580,7 @@ class UserAgent:
             try:
                 answer = parse_sdp(ack.body)
                 call.negotiated = call.sdp.accept_answer(answer)
+                self._start_media(call)
             except RemoteProtocolError as exc:
                 # RFC 3261 §13.3.1.4 leaves no way to reject an ACK: end the call.
                 log.warning(
@@ -586,7 +644,7 @@ class UserAgent:
         transport = (uri.transport or transport).upper()
         destination = proxy or await resolve(uri.host, uri.port or 5060)
         adv_host, adv_port = self.stack.listener(transport).advertised
-        media = MediaEndpoint(self.ports)
+        media = self._new_media("outbound")
         port = await media.open()
         sdp = SdpSession(address=self.config.media_host, port=port)
         offer = sdp.create_offer()
@@ -613,6 +671,7 @@ class UserAgent:
             media=media,
             sdp=sdp,
         )
+        self._wire_media(call)
         call.outbound = _Outbound(destination, transport, explicit_proxy=proxy is not None)
         self.stats["calls_out"] += 1
         try:
@@ -748,6 +807,7 @@ class UserAgent:
                 raise CallFailed(488, f"unusable SDP answer: {exc}") from None
         call.state = CallState.ANSWERED
         call._mark_acked()
+        self._start_media(call)
         self._send_ack(call, call.invite.cseq.seq)
 
     def _send_ack(self, call: SipCall, cseq: int) -> None:
@@ -923,6 +983,7 @@ class UserAgent:
             if response.body:
                 try:
                     call.negotiated = call.sdp.accept_answer(parse_sdp(response.body))
+                    self._start_media(call)
                 except RemoteProtocolError as exc:
                     # ACKed already; an unusable answer ends the call (§13.2.2.4, §14.1).
                     self._send_bye(call)
