@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 
 import pytest
@@ -350,3 +351,48 @@ async def test_ipv6_call_end_to_end() -> None:
             await wait_for(lambda: not server.calls)
         finally:
             stack.close()
+
+
+async def test_rtp_port_exhaustion_answers_503_not_a_crash() -> None:
+    base = 47000 + (os.getpid() % 100) * 4
+    async with running_server(ring_forever, rtp_port_start=base, rtp_port_end=base + 2) as server:
+        client = await RawUdpClient.open(server.sip_port)
+        client.send(
+            request(
+                "INVITE", server.sip_port, client_port=client.port, call_id="p1", body=SDP_OFFER
+            )
+        )
+        while (await client.recv()).status != 180:
+            pass
+        client.send(
+            request(
+                "INVITE", server.sip_port, client_port=client.port, call_id="p2", body=SDP_OFFER
+            )
+        )
+        response = await client.recv_final()
+        assert response.status == 503 and response.get("Retry-After")
+        assert response.call_id == "p2"
+        client.close()
+
+
+async def test_answered_call_without_rtp_is_ended_by_media_timeout() -> None:
+    async with running_server(answer_and_wait, media_timeout=0.5) as server:
+        client = await RawUdpClient.open(server.sip_port)
+        client.send(
+            request(
+                "INVITE", server.sip_port, client_port=client.port, call_id="mt", body=SDP_OFFER
+            )
+        )
+        ok = await client.recv_final()
+        client.send(
+            request("ACK", server.sip_port, client_port=client.port, call_id="mt", to_tag=ok.to_tag)
+        )
+        bye = None
+        for _ in range(40):
+            data = await asyncio.wait_for(client._collector.queue.get(), 3)
+            if data.startswith(b"BYE "):
+                bye = data
+                break
+        assert bye is not None
+        assert server.stack.stats["media_timeouts"] == 1
+        client.close()
