@@ -41,7 +41,7 @@ async def test_falling_far_behind_skips_ticks_instead_of_bursting() -> None:
     await asyncio.sleep(0.05)
     import time
 
-    time.sleep(0.2)  # block the loop: 10 ticks missed
+    time.sleep(0.2)  # noqa: ASYNC251 - blocking the loop on purpose: 10 ticks missed
     await asyncio.sleep(0.05)
     clock.close()
     ticks = [t for t, _ in listener.ticks]

@@ -105,7 +105,7 @@ async def test_rfc4733_digits_between_sessions() -> None:
 
 
 async def test_bad_datagrams_are_dropped_counted_and_disturb_no_other_call() -> None:
-    async with pair() as (a, b), pair() as (c, d):
+    async with pair() as (_a, b), pair() as (c, d):
         c.play(np.full(160 * 50, 2000, dtype=np.int16))
         await asyncio.sleep(0.2)  # b latches to a
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
