@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the test suite drives as real peers.
-DEB_PACKAGES := sip-tester
+DEB_PACKAGES := sip-tester baresip baresip-core
 STAMP := $(VENV)/.installed
 
 .PHONY: test demo lint typecheck unit debs venv bench clean

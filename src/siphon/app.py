@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from siphon.errors import ConfigError
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.ports import RtpPortAllocator
+from siphon.io.recording import recording_writer
 from siphon.io.sip_stack import SipStack, advertised_address
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.sip.auth import DigestServer
@@ -141,6 +142,9 @@ class SipServer:
     async def serve(self, ready: Callable[[SipServer], None] | None = None) -> None:
         """Run until ``stop()``; every call task lives in this coroutine's TaskGroup."""
         cfg = self.config
+        if cfg.record:
+            # Fixes the headers of recordings a killed process left behind (off the loop).
+            await asyncio.to_thread(recording_writer)
         await self.stack.listen(cfg.host, cfg.sip_port, cfg.transports)
         try:
             async with asyncio.TaskGroup() as group:

@@ -118,3 +118,55 @@ def test_sipp_rfc4733_digits_reach_the_app(tmp_path: Path, name: str, digit: str
     digits = re.findall(r"DTMF (\S) \((\d+) ms\)", server.log())
     assert [d for d, _ in digits] == [digit], server.log()
     assert 100 <= int(digits[0][1]) <= 400
+
+
+def test_killed_process_leaves_a_recording_repaired_at_next_start(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    from tests.conftest import free_port, require_sipp
+
+    server = start_server("examples/echo.py", tmp_path)
+    sipp = subprocess.Popen(
+        [
+            require_sipp(),
+            f"127.0.0.1:{server.port}",
+            "-sf",
+            str(SIPP_DIR / "uac_pcap.xml"),
+            "-s",
+            "echo",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(free_port()),
+            "-mp",
+            str(free_port(pair=True)),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        time.sleep(4.0)
+        server.proc.send_signal(signal.SIGKILL)  # no chance to fix the WAV header
+        server.proc.wait(5)
+    finally:
+        sipp.kill()
+        sipp.wait()
+    recordings = sorted((tmp_path / "recordings").glob("*.wav"))
+    assert len(recordings) == 1
+    path = recordings[0]
+    # Playable as it is: the header's "unknown size" makes readers go to end of file.
+    assert struct.unpack("<I", path.read_bytes()[4:8])[0] == 0xFFFFFFFF
+    caller, _ = read_stereo(path)
+    assert len(caller) >= 8000 * 2, "at least the audio up to the last flush survives"
+    restarted = start_server("examples/echo.py", tmp_path)  # fixes the header at start
+    stop_server(restarted)
+    data = path.read_bytes()
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8  # exact RIFF size now
+    assert len(read_stereo(path)[0]) == len(caller)
