@@ -7,7 +7,6 @@ echo, 0.5 s later), and our recording's caller channel must correlate with it to
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import wave
