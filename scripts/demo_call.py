@@ -1,9 +1,10 @@
-"""``make demo`` until the voice issues land: one real SIP call to examples/answer.py.
+"""``make demo`` until the voice issues land: one real SIP call to examples/echo.py.
 
-Starts ``siphon dev examples/answer.py`` on a free port, lets SIPp (an independent
+Starts ``siphon dev examples/echo.py`` on a free port, lets SIPp (an independent
 SIP implementation) call it and play 8 s of G.711 speech, and prints the SIP
-exchange as SIPp saw it. The voice demo (``examples/receptionist.py`` with a
-simulated caller) replaces this with issue 5.
+exchange as SIPp saw it, the call's RTP statistics and where the stereo recording
+is (left = caller, right = the echo). The voice demo (``examples/receptionist.py``
+with a simulated caller) replaces this with issue 5.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main() -> int:
                     "-m",
                     "siphon.cli",
                     "dev",
-                    str(ROOT / "examples/answer.py"),
+                    str(ROOT / "examples/echo.py"),
                     "--sip-port",
                     str(port),
                 ],
@@ -51,7 +52,7 @@ def main() -> int:
             deadline = time.monotonic() + 15
             while "ready:" not in log_path.read_text() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            print(f"agent: examples/answer.py listening on sip:127.0.0.1:{port}")
+            print(f"agent: examples/echo.py listening on sip:127.0.0.1:{port}")
             print("caller: SIPp plays 8 s of G.711 speech (g711a.pcap) into the call...\n")
             trace = Path(tmp) / "messages.log"
             result = subprocess.run(
@@ -96,8 +97,11 @@ def main() -> int:
         for line in log_path.read_text().splitlines():
             if "ended" in line or "ready" in line:
                 print("  agent log:", line)
+        recordings = sorted(Path("recordings").glob("*.wav"), key=lambda p: p.stat().st_mtime)
+        if recordings:
+            print(f"\n  stereo recording (left = caller, right = echo): {recordings[-1]}")
     ok = result.returncode == 0
-    print("\ndemo call:", "OK — answered, 8 s of audio, hung up cleanly" if ok else "FAILED")
+    print("\ndemo call:", "OK — answered, 8 s of audio echoed, hung up cleanly" if ok else "FAILED")
     if not ok:
         print(result.stdout[-2000:], result.stderr[-2000:])
     return 0 if ok else 1
