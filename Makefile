@@ -36,7 +36,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: venv
-	$(BIN)/pytest -q -m "not sipp"
+	$(BIN)/pytest -q -m "not sipp and not baresip"
 
 test: venv debs lint typecheck
 	$(BIN)/pytest -q -ra
