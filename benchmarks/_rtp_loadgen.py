@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -42,7 +43,7 @@ from typing import Any
 from siphon.io import user_agent as user_agent_module
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.media_clock import MediaClock
-from siphon.io.ports import RtpPortAllocator
+from siphon.io.ports import RtpPortAllocator, bind_port_pair
 from siphon.io.rtp_session import RtpSession
 from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
@@ -58,6 +59,9 @@ TAG = struct.Struct("!II")
 MAGIC = 0x5A17C0DE
 FILL = b"\xd5" * (SAMPLES - TAG.size)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Linux <asm-generic/socket.h>; the socket module does not name them.
+SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("@qq")
 
 
 class _PcmaFirstSdp(SdpSession):
@@ -78,6 +82,7 @@ user_agent_module.SdpSession = _PcmaFirstSdp  # type: ignore[attr-defined]
 @dataclass
 class ProcSample:
     cpu: float  # user + system seconds so far
+    sys: float  # system seconds so far
     rss_kb: int
     fds: int
     at: float
@@ -88,14 +93,15 @@ def proc_sample(pid: int | str) -> ProcSample:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(stat[11]) + int(stat[12])) / CLK_TCK
+        system = int(stat[12]) / CLK_TCK
         rss = 0
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, IndexError, ValueError):
-        return ProcSample(0.0, 0, 0, at)
-    return ProcSample(cpu, rss, fds, at)
+        return ProcSample(0.0, 0.0, 0, 0, at)
+    return ProcSample(cpu, system, rss, fds, at)
 
 
 def cpu_share(a: ProcSample, b: ProcSample) -> float:
@@ -106,49 +112,108 @@ def cpu_share(a: ProcSample, b: ProcSample) -> float:
 class Probe(RtpSession):
     """A call's RTP session in the generator: owns the port the offer advertised.
 
-    ``start()`` (called when the answer arrives) only takes the answer's address and
-    payload type: no jitter buffer, no media clock. Arrivals are kept raw while
-    ``measuring`` (one append per packet) and analysed after the window.
+    It binds that port pair itself (no asyncio transport) so that every datagram
+    comes with the kernel's receive timestamp (SO_TIMESTAMPNS: on loopback, taken
+    when the sender's ``sendto`` queues it, so this process's own scheduling delays
+    do not count), and reads it with ``recvmsg`` when the loop reports the socket
+    readable. ``start()`` (called when the answer arrives) only takes the answer's
+    address and payload type: no jitter buffer, no media clock. While ``measuring``,
+    each packet costs one append; the analysis comes after the window.
     """
 
-    def __init__(self, ports: RtpPortAllocator, clock: MediaClock) -> None:
-        super().__init__(ports, clock, media_timeout=1e9)
-        self.tx: asyncio.DatagramTransport | None = None
-        self.rx: list[tuple[float, bytes]] = []
+    def __init__(self, ports: RtpPortAllocator) -> None:
+        super().__init__(ports, _UNUSED_CLOCK, media_timeout=1e9)
+        self.allocator = ports
+        self.sock: socket.socket | None = None
+        self.rtcp_sock: socket.socket | None = None
+        # (time.monotonic() when read, ancillary data with the kernel timestamp, packet)
+        self.rx: list[tuple[float, list[tuple[int, int, bytes]], bytes]] = []
         self.measuring = False
         self.outside = 0  # packets that arrived outside the window
+        self.send_errors = 0
         self.next_seq = secrets.randbits(16)
         self.next_ts = secrets.randbits(32)
+        self._done = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.tx = transport  # type: ignore[assignment]
+    async def open(self) -> int:
+        loop = asyncio.get_running_loop()
+        port, rtp, rtcp = bind_port_pair(self.allocator)
+        rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock, self.rtcp_sock, self.port = rtp, rtcp, port
+        loop.add_reader(rtp.fileno(), self._readable)
+        loop.add_reader(rtcp.fileno(), self._discard_rtcp)
+        return port
 
     def start(self, media: NegotiatedMedia, *, sending: bool = True) -> None:
         self.remote = (media.remote_address, media.remote_port)
         self.payload_type = media.codec.payload_type
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        if self.measuring:
-            self.rx.append((time.monotonic(), data))
-        else:
-            self.outside += 1
+    @property
+    def closed(self) -> bool:
+        return self._done
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        loop = asyncio.get_running_loop()
+        for sock in (self.sock, self.rtcp_sock):
+            if sock is not None:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+        self.sock = self.rtcp_sock = None
+        if self.port:
+            self.allocator.release(self.port)
+
+    def _readable(self) -> None:
+        sock = self.sock
+        while sock is not None:
+            try:
+                data, ancillary, _, _ = sock.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:  # ICMP for an earlier send: keep reading
+                continue
+            except OSError:
+                return
+            if self.measuring:
+                self.rx.append((time.monotonic(), ancillary, data))
+            else:
+                self.outside += 1
+
+    def _discard_rtcp(self) -> None:
+        sock = self.rtcp_sock
+        while sock is not None:
+            try:
+                sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:
+                continue
+            except OSError:
+                return
 
     def send(self, tick: int) -> None:
-        if self.tx is None or self.remote is None or self.tx.is_closing():
+        if self.sock is None or self.remote is None:
             return
         payload = TAG.pack(tick, tick ^ MAGIC) + FILL
         packet = build_rtp(self.payload_type, self.next_seq, self.next_ts, self.ssrc, payload)
-        self.tx.sendto(packet, self.remote)
+        try:
+            self.sock.sendto(packet, self.remote)
+        except OSError:  # a full socket buffer, or ICMP from an earlier send
+            self.send_errors += 1
         self.next_seq = (self.next_seq + 1) & 0xFFFF
         self.next_ts = (self.next_ts + SAMPLES) & 0xFFFFFFFF
+
+
+_UNUSED_CLOCK = MediaClock()
 
 
 class LoadAgent(UserAgent):
     """Our UAC: every call's media is a ``Probe``."""
 
     def _new_media(self, call_id: str) -> RtpSession:
-        return Probe(self.ports, self.clock)
+        return Probe(self.ports)
 
 
 # -- one timer for every stream ------------------------------------------------------------
@@ -188,7 +253,8 @@ class Sender:
 @dataclass
 class StreamFigures:
     received: int = 0
-    late: int = 0
+    late: int = 0  # by the kernel's receive timestamps
+    late_app: int = 0  # by time.monotonic() when this process read the packet
     lost: int = 0
     duplicates: int = 0
     echo_expected: int = 0
@@ -196,14 +262,25 @@ class StreamFigures:
     lateness_ms: list[float] = field(default_factory=list)
 
 
-def analyse(rx: list[tuple[float, bytes]], window: float) -> StreamFigures:
+def kernel_time(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= TIMESPEC.size:
+            sec, nsec = TIMESPEC.unpack_from(data)
+            return float(sec + nsec * 1e-9)
+    return None
+
+
+def analyse(
+    rx: list[tuple[float, list[tuple[int, int, bytes]], bytes]], window: float
+) -> StreamFigures:
     """Lateness against first arrival + seq * 20 ms (zero = smallest offset), seq gaps."""
     out = StreamFigures()
     offsets: list[float] = []
+    app_offsets: list[float] = []
     seen: set[int] = set()
     echoed: set[int] = set()
     ext = last = None
-    for arrival, data in rx:
+    for read_at, ancillary, data in rx:
         header = peek_header(data)
         if header is None:
             continue
@@ -219,7 +296,9 @@ def analyse(rx: list[tuple[float, bytes]], window: float) -> StreamFigures:
             out.duplicates += 1
             continue
         seen.add(ext)
-        offsets.append(arrival - ext * FRAME)
+        arrival = kernel_time(ancillary)
+        offsets.append((read_at if arrival is None else arrival) - ext * FRAME)
+        app_offsets.append(read_at - ext * FRAME)
         if len(data) >= 12 + TAG.size:
             tick, check = TAG.unpack_from(data, 12)
             if tick ^ MAGIC == check:
@@ -230,6 +309,8 @@ def analyse(rx: list[tuple[float, bytes]], window: float) -> StreamFigures:
     zero = min(offsets)
     out.lateness_ms = [(o - zero) * 1000 for o in offsets]
     out.late = sum(1 for o in offsets if o - zero > LATE_AFTER)
+    app_zero = min(app_offsets)
+    out.late_app = sum(1 for o in app_offsets if o - app_zero > LATE_AFTER)
     out.lost = max(seen) - min(seen) + 1 - len(seen)
     if echoed:
         out.echo_expected = max(echoed) - min(echoed) + 1
@@ -260,6 +341,10 @@ async def measure(
     args: argparse.Namespace, probes: list[Probe], sender: Sender, server_pid: int
 ) -> dict[str, Any]:
     await asyncio.sleep(args.settle)
+    # A full collection over the arrivals kept so far takes tens of ms: that would be
+    # our own send timer's lateness (the server's input), not the server's.
+    gc.collect()
+    gc.disable()
     server0, self0 = proc_sample(server_pid), proc_sample("self")
     sender.measuring = True
     for probe in probes:
@@ -269,6 +354,7 @@ async def measure(
         probe.measuring = False
     sender.measuring = False
     server1, self1 = proc_sample(server_pid), proc_sample("self")
+    gc.enable()
     window = server1.at - server0.at
     figures = [analyse(p.rx, window) for p in probes]
     lateness = [x for f in figures for x in f.lateness_ms]
@@ -282,6 +368,8 @@ async def measure(
         "received": received,
         "late": late,
         "late_pct": 100 * late / max(1, received),
+        "late_app_pct": 100 * sum(f.late_app for f in figures) / max(1, received),
+        "send_errors": sum(p.send_errors for p in probes),
         "lost": sum(f.lost for f in figures),
         "duplicates": sum(f.duplicates for f in figures),
         "lateness_p99_ms": percentile(lateness, 0.99),
@@ -290,6 +378,7 @@ async def measure(
         "echo_missing": sum(f.echo_missing for f in figures),
         "echo_missing_pct": 100 * sum(f.echo_missing for f in figures) / max(1, echo_expected),
         "server_cpu_pct": 100 * cpu_share(server0, server1),
+        "server_sys_pct": 100 * (server1.sys - server0.sys) / max(1e-9, window),
         "server_rss_kb": server1.rss_kb,
         "gen_cpu_pct": 100 * cpu_share(self0, self1),
         "gen_tick_late_p99_ms": 1000 * percentile(sender.lateness, 0.99),
@@ -364,12 +453,11 @@ async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
     """The same streams without SIP, to a reflector: the measurement's own floor."""
     idle = proc_sample(args.server_pid)
     ports = RtpPortAllocator(args.rtp_ports[0], args.rtp_ports[1])
-    clock = MediaClock()
     sender = Sender()
     probes: list[Probe] = []
 
     async def open_one(_: int) -> Probe:
-        probe = Probe(ports, clock)
+        probe = Probe(ports)
         await probe.open()
         probe.remote = ("127.0.0.1", args.target_port)
         probe.payload_type = PCMA.payload_type

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -54,7 +54,8 @@ def start_server(
     rtp_base: int | None = None,
 ) -> ServerProcess:
     port = free_port()
-    base = rtp_base or 30000 + (os.getpid() % 200) * 100
+    # Below the kernel's ephemeral range (32768+), where SIPp and clients bind.
+    base = rtp_base or 10000 + secrets.randbelow(40) * 250
     log_path = tmp_path / f"siphon-{port}.log"
     cmd = [
         sys.executable,
@@ -65,7 +66,7 @@ def start_server(
         "--sip-port",
         str(port),
         "--rtp-ports",
-        f"{base}-{base + 2000}",
+        f"{base}-{base + 248}",
         *extra,
     ]
     log_file = log_path.open("w")

@@ -26,7 +26,8 @@ SDP_OFFER = (
 
 
 def _rtp_range() -> tuple[int, int]:
-    base = 20000 + secrets.randbelow(200) * 100
+    # Below the kernel's ephemeral range (32768+), where SIPp and clients bind.
+    base = 20000 + secrets.randbelow(120) * 100
     return base, base + 98
 
 

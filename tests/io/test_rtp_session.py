@@ -41,7 +41,7 @@ async def pair(
     recorder: RecordingWriter | None = None,
     recording_path: Path | None = None,
 ) -> AsyncIterator[tuple[RtpSession, RtpSession]]:
-    base = 41000 + secrets.randbelow(400) * 20
+    base = 32000 + secrets.randbelow(30) * 20  # below the ephemeral range
     ports = RtpPortAllocator(base, base + 18)
     clock = MediaClock()
     a = RtpSession(
