@@ -7,11 +7,12 @@ Not meant to be run by hand; ``media_capacity.py`` starts it pinned to its own c
     _rtp_loadgen.py reflect --port P                    # echoes every datagram at once
 
 ``sip`` places N calls with siphon's ``UserAgent`` (in this process), ramping at
-``--rate`` calls/s. Each call's RTP session is a ``Probe``: it keeps the port the
-SDP offer advertised (so the server's latching accepts our packets), never joins
-a media clock and only timestamps what arrives. One timer on absolute deadlines
-(like the server's media clock) sends every call's next 20 ms packet from that
-port to the address of the SDP answer.
+``--rate`` calls/s, offering PCMA. Each call's RTP session is a ``Probe``: it
+binds the port pair the SDP offer advertises (so the server's latching accepts
+our packets), never joins a media clock, and keeps every arriving packet with
+the kernel's receive timestamp. One timer on absolute deadlines (like the
+server's media clock) sends every call's next 20 ms packet from that port to the
+address of the SDP answer.
 
 Each payload carries the index of the tick that sent it, so the frames the server
 echoes back (examples/echo.py plays the caller's audio 0.5 s later; G.711 decode
@@ -102,6 +103,25 @@ def proc_sample(pid: int | str) -> ProcSample:
     except (OSError, IndexError, ValueError):
         return ProcSample(0.0, 0.0, 0, 0, at)
     return ProcSample(cpu, system, rss, fds, at)
+
+
+def core_times(core: int) -> list[int]:
+    """The ``cpuN`` line of /proc/stat: user nice system idle iowait irq softirq steal..."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{core} "):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def core_busy(a: list[int], b: list[int]) -> tuple[float, float]:
+    """Share of the core busy between two samples, and the part in softirq."""
+    if not a or not b:
+        return 0.0, 0.0
+    delta = [y - x for x, y in zip(a, b, strict=False)]
+    total = sum(delta[:8]) or 1
+    idle = delta[3] + delta[4]
+    return (total - idle) / total, delta[6] / total
 
 
 def cpu_share(a: ProcSample, b: ProcSample) -> float:
@@ -346,6 +366,7 @@ async def measure(
     gc.collect()
     gc.disable()
     server0, self0 = proc_sample(server_pid), proc_sample("self")
+    core0 = core_times(args.server_core)
     sender.measuring = True
     for probe in probes:
         probe.measuring = True
@@ -354,6 +375,7 @@ async def measure(
         probe.measuring = False
     sender.measuring = False
     server1, self1 = proc_sample(server_pid), proc_sample("self")
+    busy, softirq = core_busy(core0, core_times(args.server_core))
     gc.enable()
     window = server1.at - server0.at
     figures = [analyse(p.rx, window) for p in probes]
@@ -363,6 +385,7 @@ async def measure(
     echo_expected = sum(f.echo_expected for f in figures)
     return {
         "window_s": window,
+        "window_monotonic": [server0.at, server1.at],  # to match against server-side logs
         "streams": len(probes),
         "silent_streams": sum(1 for f in figures if not f.received),
         "received": received,
@@ -380,6 +403,10 @@ async def measure(
         "server_cpu_pct": 100 * cpu_share(server0, server1),
         "server_sys_pct": 100 * (server1.sys - server0.sys) / max(1e-9, window),
         "server_rss_kb": server1.rss_kb,
+        # Everything on the server's core: the server, softirq work (loopback delivery is
+        # not charged to the process) and any other process that ran there.
+        "core_busy_pct": 100 * busy,
+        "core_softirq_pct": 100 * softirq,
         "gen_cpu_pct": 100 * cpu_share(self0, self1),
         "gen_tick_late_p99_ms": 1000 * percentile(sender.lateness, 0.99),
         "gen_tick_late_max_ms": 1000 * max(sender.lateness, default=0.0),
@@ -521,6 +548,7 @@ def main() -> int:
         p.add_argument("--settle", type=float, default=2.0)
         p.add_argument("--seconds", type=float, default=10.0)
         p.add_argument("--rtp-ports", type=_port_range, default=(24000, 27998))
+        p.add_argument("--server-core", type=int, default=0, help="for its /proc/stat line")
     p = sub.add_parser("reflect")
     p.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

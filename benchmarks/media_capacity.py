@@ -23,9 +23,11 @@ window). The columns:
            the generator's own scheduling delays)
   lost     server packets missing (sequence gaps)
   echo %   our frames the server did not play back (each payload names the tick that
-           sent it; echo.py returns it 0.5 s later): what its jitter buffer dropped
+           sent it; echo.py returns it 0.5 s later): what its receive path dropped
   srv CPU  server user+system CPU over the window (100% = the whole core); "of sys"
            is the kernel's part (on loopback a send also runs the receiver's UDP input)
+  core0    how busy the server's core was, whatever ran there (the server, interrupts,
+           any other process): above "srv CPU", something else took the core
   gen      load generator CPU, and its own send timer's worst lateness
   RSS      server VmRSS at steady state; MB/call = (RSS - idle RSS) / N
   idle     after BYE to every call, the server holds no more sockets than before
@@ -36,8 +38,12 @@ on one core, <= 3 MB per call. Recording is on (stereo WAV per call, as in
 production) unless ``--no-record``.
 
 Baseline, same invocation: the generator's streams (N = the largest asked) go to a
-trivial asyncio UDP reflector on core 0 instead of SIPHON, which shows how late
-the load generator itself timestamps packets on this (shared, noisy) machine.
+trivial asyncio UDP reflector on core 0 instead of SIPHON. The reflector answers at
+once, so its row is the generator's own send timing: the floor of the method.
+
+The window is steady state: no call is set up or torn down during it. On a shared
+VM, CPU figures move by 10-15 points between runs; compare two server variants by
+interleaving runs at one N (e.g. ``--calls 300`` several times each).
 """
 
 from __future__ import annotations
@@ -180,6 +186,8 @@ def run_loadgen(
             str(args.seconds),
             "--rtp-ports",
             rtp_ports,
+            "--server-core",
+            SERVER_CORE,
         ],
     )
     limit = calls / args.rate + args.settle + args.seconds + 90
@@ -278,9 +286,13 @@ def passed(r: dict[str, Any]) -> bool:
 
 HEADER = (
     f"{'N':>5} {'up':>5} {'late %':>7} {'p99/max ms':>11} {'read %':>7} {'lost':>6} "
-    f"{'echo %':>7} {'srv CPU':>7} {'of sys':>6} {'gen CPU/late':>13} {'RSS MB':>7} "
+    f"{'echo %':>7} {'srv CPU':>7} {'of sys':>6} {'core0':>6} {'gen CPU/late':>13} {'RSS MB':>7} "
     f"{'MB/call':>7} {'idle':>5}  verdict"
 )
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def row(label: str, r: dict[str, Any], *, idle_check: bool = True) -> str:
@@ -290,9 +302,10 @@ def row(label: str, r: dict[str, Any], *, idle_check: bool = True) -> str:
     verdict = "ok" if passed(r) else "FAIL"
     return (
         f"{label:>5} {r['up']:>5} {r['late_pct']:>7.2f} "
-        f"{r['lateness_p99_ms']:>5.1f}/{r['lateness_max_ms']:<5.1f} {r['late_app_pct']:>7.2f} "
+        f"{_ms(r['lateness_p99_ms']):>5}/{_ms(r['lateness_max_ms']):<5} {r['late_app_pct']:>7.2f} "
         f"{r['lost']:>6} "
         f"{r['echo_missing_pct']:>7.2f} {r['server_cpu_pct']:>6.0f}% {r['server_sys_pct']:>5.0f}% "
+        f"{r['core_busy_pct']:>5.0f}% "
         f"{r['gen_cpu_pct']:>6.0f}%/{r['gen_tick_late_max_ms']:>3.0f}ms "
         f"{rss:>7.1f} {per_call:>7.3f} {idle:>5}  {verdict}"
     )

@@ -10,6 +10,7 @@ most a second; ``repair_directory`` fixes their headers on the next start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -44,9 +45,10 @@ class RecordingWriter:
     """One background thread that owns every open recording file."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[str, Recording | threading.Event, bytes]] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[
+            tuple[str, Recording | threading.Event | list[tuple[Recording, bytes]], bytes]
+        ] = queue.SimpleQueue()
+        self._pending: list[tuple[Recording, bytes]] = []
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.errors = 0
@@ -66,24 +68,47 @@ class RecordingWriter:
         return recording
 
     def write(self, recording: Recording, data: bytes) -> None:
-        self._queue.put(("write", recording, data))
+        """Queue one frame; a tick's frames of every call go to the thread as one batch.
+
+        One queue item (and one thread wake-up, one GIL hand-over) per tick instead of
+        one per call per tick: with hundreds of calls the per-item cost would delay
+        the next tick's packets.
+        """
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self._submit)
+            except RuntimeError:  # no loop (tests, shutdown): hand over at once
+                self._pending.append((recording, data))
+                self._submit()
+                return
+        self._pending.append((recording, data))
+
+    def _submit(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            self._queue.put(("batch", batch, b""))
 
     def close(self, recording: Recording) -> None:
+        self._submit()  # frames written before the close go first
         self._queue.put(("close", recording, b""))
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is on disk (tests and shutdown)."""
         done = threading.Event()
         self._ensure_thread()
+        self._submit()
         self._queue.put(("mark", done, b""))
         return done.wait(timeout)
 
     def _run(self) -> None:
         while True:
-            kind, target, data = self._queue.get()
+            kind, target, _ = self._queue.get()
             try:
                 if isinstance(target, threading.Event):
                     target.set()
+                elif isinstance(target, list):
+                    for recording, frame in target:
+                        self._write(recording, frame)
                 elif kind == "open":
                     target.path.parent.mkdir(parents=True, exist_ok=True)
                     target.writer = WavWriter(
@@ -91,16 +116,24 @@ class RecordingWriter:
                     )
                 elif target.writer is None:
                     continue  # its open failed (logged): nothing to write or close
-                elif kind == "write":
-                    target.writer.write(data)
-                    target.frames += 1
-                    if target.frames % FLUSH_EVERY_FRAMES == 0:
-                        target.writer.flush()
                 elif kind == "close":
                     target.writer.close()
             except Exception:  # a full disk must not stop the writer for other calls
                 self.errors += 1
                 log.exception("recording %s failed", kind)
+
+    def _write(self, recording: Recording, frame: bytes) -> None:
+        if recording.writer is None:
+            return  # its open failed (logged)
+        try:
+            recording.writer.write(frame)
+        except Exception:
+            self.errors += 1
+            log.exception("recording write failed: %s", recording.path)
+            return
+        recording.frames += 1
+        if recording.frames % FLUSH_EVERY_FRAMES == 0:
+            recording.writer.flush()
 
 
 _WRITER: RecordingWriter | None = None
