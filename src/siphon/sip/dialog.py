@@ -17,9 +17,6 @@ from siphon.errors import LocalProtocolError, RemoteProtocolError
 from siphon.sip.message import Request, Response
 from siphon.sip.uri import NameAddr, SipUri, Uri, parse_name_addr
 
-# RFC 3261 §8.1.1.5 / §12.2.1.1: the first local CSeq must be below 2**31.
-_MAX_INITIAL_CSEQ = 2**31 - 1
-
 # Methods whose requests refresh the remote target (RFC 3261 §12.2, RFC 3515, 6665).
 TARGET_REFRESH_METHODS = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
 
