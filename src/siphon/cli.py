@@ -8,8 +8,10 @@ import gc
 import importlib.util
 import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,54 @@ def _parse_auth(text: str) -> tuple[str, str]:
     return user, password
 
 
+def _env_default(name: str, default: Any) -> Any:
+    """Flags default to ``SIPHON_<NAME>`` from the environment (containers set those)."""
+    return os.environ.get(f"SIPHON_{name}", default)
+
+
+def _add_server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default=_env_default("HOST", None), help="address to bind")
+    p.add_argument("--sip-port", type=int, default=int(_env_default("SIP_PORT", 5060)))
+    p.add_argument(
+        "--transport", default=_env_default("TRANSPORT", "udp,tcp"), help="comma list: udp,tcp"
+    )
+    p.add_argument(
+        "--advertise",
+        default=_env_default("ADVERTISE", None),
+        help="host to put in Via/Contact/SDP (public address behind NAT)",
+    )
+    p.add_argument(
+        "--rtp-ports",
+        type=_parse_rtp_range,
+        default=_parse_rtp_range(_env_default("RTP_PORTS", "10000-20000")),
+    )
+    p.add_argument(
+        "--auth",
+        type=_parse_auth,
+        action="append",
+        default=[],
+        help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)",
+    )
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not write a stereo WAV per call (./recordings)",
+    )
+    p.add_argument(
+        "--media-timeout",
+        type=float,
+        default=float(_env_default("MEDIA_TIMEOUT", 30.0)),
+        help="seconds without RTP before an answered call is ended",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="on SIGTERM, seconds to wait for active calls (default: 30 start, 2 dev)",
+    )
+    p.add_argument("--log-level", default=_env_default("LOG_LEVEL", "info"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siphon", description="SIPHON: AI phone agents that speak SIP and RTP themselves."
@@ -106,41 +156,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"siphon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("dev", "run an app on 127.0.0.1 with readable logs"),
-        ("start", "run an app in production (0.0.0.0, JSON logs)"),
+        ("dev", "run an agent or app on 127.0.0.1 with readable logs"),
+        ("start", "run an agent or app in production (0.0.0.0, JSON logs)"),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("file", help="Python file defining an App (or Agent)")
+        p.add_argument("file", help="Python file defining an Agent (or App)")
         p.add_argument("--app", help="name of the handler object when the file has several")
-        p.add_argument("--host", default=None, help="address to bind")
-        p.add_argument("--sip-port", type=int, default=5060)
-        p.add_argument("--transport", default="udp,tcp", help="comma list: udp,tcp")
-        p.add_argument(
-            "--advertise",
-            default=None,
-            help="host to put in Via/Contact/SDP (public address behind NAT)",
-        )
-        p.add_argument("--rtp-ports", type=_parse_rtp_range, default=(10000, 20000))
-        p.add_argument(
-            "--auth",
-            type=_parse_auth,
-            action="append",
-            default=[],
-            help="require Digest auth for INVITEs: USER:PASSWORD (repeatable)",
-        )
-        p.add_argument(
-            "--no-record",
-            action="store_true",
-            help="do not write a stereo WAV per call (./recordings)",
-        )
-        p.add_argument(
-            "--media-timeout",
-            type=float,
-            default=30.0,
-            help="seconds without RTP before an answered call is ended",
-        )
-        p.add_argument("--log-level", default="info")
+        _add_server_options(p)
     return parser
+
+
+def _server_config(args: argparse.Namespace, production: bool) -> ServerConfig:
+    drain = args.drain_timeout
+    return ServerConfig(
+        host=args.host or ("0.0.0.0" if production else "127.0.0.1"),
+        sip_port=args.sip_port,
+        transports=tuple(t.strip().lower() for t in args.transport.split(",") if t.strip()),
+        advertised_host=args.advertise,
+        rtp_port_start=args.rtp_ports[0],
+        rtp_port_end=args.rtp_ports[1],
+        auth=dict(args.auth) or None,
+        record=not args.no_record,
+        media_timeout=args.media_timeout,
+        drain_timeout=drain if drain is not None else (30.0 if production else 2.0),
+    )
 
 
 async def _serve(server: SipServer) -> None:
@@ -154,6 +193,36 @@ async def _serve(server: SipServer) -> None:
         )
 
     await server.serve(ready)
+
+
+def _run(server: SipServer) -> int:
+    tune_gc()
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        asyncio.run(_serve(server))
+    else:
+        uvloop.run(_serve(server))
+    return 0
+
+
+def run_handler(
+    handler: CallHandler, *, production: bool, argv: Sequence[str] | None = None
+) -> int:
+    """Serve one handler with the server flags (``agent.dev()`` / ``agent.start()``)."""
+    parser = argparse.ArgumentParser(
+        prog=Path(sys.argv[0]).name,
+        description=f"serve {handler!r} ({'production' if production else 'development'})",
+    )
+    _add_server_options(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    _setup_logging(args.log_level, json_logs=production)
+    try:
+        server = SipServer(handler, _server_config(args, production))
+    except ConfigError as exc:
+        print(f"siphon: {exc}", file=sys.stderr)
+        return 2
+    return _run(server)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,30 +244,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.file} defines several handlers "
                 f"({', '.join(sorted(handlers))}): choose one with --app"
             )
-        config = ServerConfig(
-            host=args.host or ("0.0.0.0" if production else "127.0.0.1"),
-            sip_port=args.sip_port,
-            transports=tuple(t.strip().lower() for t in args.transport.split(",") if t.strip()),
-            advertised_host=args.advertise,
-            rtp_port_start=args.rtp_ports[0],
-            rtp_port_end=args.rtp_ports[1],
-            auth=dict(args.auth) or None,
-            record=not args.no_record,
-            media_timeout=args.media_timeout,
-            drain_timeout=30.0 if production else 2.0,
-        )
-        server = SipServer(handler, config)
+        server = SipServer(handler, _server_config(args, production))
     except ConfigError as exc:
         print(f"siphon: {exc}", file=sys.stderr)
         return 2
-    tune_gc()
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        asyncio.run(_serve(server))
-    else:
-        uvloop.run(_serve(server))
-    return 0
+    return _run(server)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,21 @@ class HoldChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferRequested:
+    """The peer asked us to transfer ourselves: call ``target`` (REFER, RFC 3515).
+
+    Only with ``UaConfig(accept_refer=True)``. The app places the new call and
+    reports how it went with ``await call.notify_transfer(status, reason)``.
+    """
+
+    target: str  # the Refer-To URI
+    referred_by: str | None = None  # the Referred-By URI (RFC 3892), when sent
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     reason: str  # e.g. "remote hangup", "local hangup", "cancelled", "ack timeout"
     status: int | None = None  # SIP status when the call ended with a final response
 
 
-CallEvent = DtmfReceived | HoldChanged | CallEnded
+CallEvent = DtmfReceived | HoldChanged | TransferRequested | CallEnded

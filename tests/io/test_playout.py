@@ -52,3 +52,47 @@ def test_queue_is_bounded() -> None:
     queue.put(tone(1, FRAME_SAMPLES * (MAX_QUEUED_FRAMES + 10)))
     assert len(queue) == MAX_QUEUED_FRAMES
     assert queue.dropped_overflow == 10
+
+
+def test_positions_and_played_notifications() -> None:
+    queue = PlayoutQueue()
+    seen: list[tuple[str, bool, float]] = []
+    first = queue.put(tone(1, FRAME_SAMPLES * 3))
+    assert first == 2 and queue.queued == 3
+    queue.notify_played(0, lambda ok, now: seen.append(("first", ok, now)))
+    queue.notify_played(2, lambda ok, now: seen.append(("last", ok, now)))
+    queue.pop(1.0)
+    assert seen == [("first", True, 1.0)]
+    queue.pop(1.02)
+    queue.pop(1.04)
+    assert seen[-1] == ("last", True, 1.04)
+    assert queue.idle
+    # Already played: answered at once.
+    queue.notify_played(1, lambda ok, now: seen.append(("late", ok, now)))
+    assert seen[-1][:2] == ("late", True)
+
+
+def test_a_flush_tells_waiters_their_frames_never_played() -> None:
+    queue = PlayoutQueue()
+    last = queue.put(tone(1, FRAME_SAMPLES * 5))
+    outcome: list[bool] = []
+    queue.notify_played(last, lambda ok, now: outcome.append(ok))
+    queue.pop(0.0)
+    queue.flush(0.5)
+    assert outcome == [False]
+    # A late question about a dropped position gets the same answer.
+    queue.notify_played(3, lambda ok, now: outcome.append(ok))
+    queue.notify_played(0, lambda ok, now: outcome.append(ok))  # this one did play
+    assert outcome == [False, False, True]
+    # New audio after the flush gets new positions.
+    assert queue.put(tone(2, FRAME_SAMPLES)) == 5
+
+
+def test_end_of_utterance_returns_the_last_position_and_respects_the_epoch() -> None:
+    queue = PlayoutQueue()
+    queue.put(tone(3, 100))
+    assert queue.end_of_utterance() == 0
+    epoch = queue.flush()
+    queue.put(tone(3, 100), epoch)
+    assert queue.end_of_utterance(epoch - 1) == 0  # stale: nothing padded
+    assert queue.end_of_utterance(epoch) == 1

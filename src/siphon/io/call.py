@@ -1,8 +1,9 @@
 """``SipCall``: one call as the application sees it (inbound or outbound).
 
 The call object is a thin, awaitable face over the user agent: ``ring()``,
-``answer()``, ``reject()``, ``hangup()``, ``wait_ended()`` and a queue of events
-(DTMF over SIP INFO, hold/resume, end). SIP details stay in ``user_agent.py``.
+``answer()``, ``reject()``, ``hangup()``, ``transfer()``, ``wait_ended()`` and a
+queue of events (DTMF over SIP INFO, hold/resume, transfer requests, end). SIP
+details stay in ``user_agent.py`` (and ``transfer.py`` for REFER).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from siphon.io.playout import PcmFrame
     from siphon.io.rtp_session import MediaStats, RtpSession
     from siphon.io.sip_stack import ServerTxn
+    from siphon.io.transfer import IncomingRefer
     from siphon.io.user_agent import UserAgent
 
 
@@ -47,6 +50,24 @@ class CallFailed(SiphonError):
         super().__init__(f"call failed: {status} {reason}")
         self.status = status
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """How a cold transfer (``SipCall.transfer``) ended.
+
+    ``status`` is the final status the transferee reported in its NOTIFY sipfrag
+    (200: the target answered; 486, 603...: it did not), or the REFER's own final
+    response when it was refused (403, 405, 603...). Synthetic statuses: 408 when
+    nothing final came in time, 487 when the subscription or the call ended first,
+    202 when the transferee hung up after accepting without reporting (``ok``).
+    """
+
+    ok: bool
+    status: int
+    reason: str
+    target: str  # the Refer-To URI we sent
+    progress: tuple[tuple[int, str], ...] = ()  # provisional reports: (100, "Trying")...
 
 
 class SipCall:
@@ -82,6 +103,7 @@ class SipCall:
         self.pending_ack_cseq: int | None = None  # CSeq of the INVITE whose 2xx awaits ACK
         self.bye_pending: str | None = None  # hangup() waiting for that ACK (RFC 3261 §15)
         self.reinvite_pending = False  # our own re-INVITE is in progress (glare, §14)
+        self.incoming_refer: IncomingRefer | None = None  # a REFER we accepted (transferee)
         self._ended = asyncio.Event()
         self._end_callbacks: list[Callable[[], object]] = []
         self._acked = asyncio.Event()
@@ -131,6 +153,26 @@ class SipCall:
         self._ua.reject(self, status, reason)
 
     # -- both directions ---------------------------------------------------------------
+    async def transfer(self, target: str, *, timeout: float = 30.0) -> TransferResult:
+        """Cold transfer: ask the peer (REFER, RFC 3515) to call ``target`` instead.
+
+        ``target``: a ``sip:`` URI, a ``tel:`` URI or a bare number; numbers become
+        ``sip:<number>@<peer's host>`` (with ``user=phone`` when global). Waits up to
+        ``timeout`` seconds for the transferee's final report and never raises for
+        the transfer's own failure: see ``TransferResult``. Raises ``SiphonError``
+        when the call is not answered, a transfer is already running, or ``target``
+        is unusable (``LocalProtocolError``). The call stays up: hang up on success.
+        """
+        return await self._ua.transfer(self, target, timeout=timeout)
+
+    async def notify_transfer(self, status: int, reason: str = "") -> bool:
+        """Transferee side: report on a ``TransferRequested`` (RFC 3515 §2.4.5).
+
+        Sends ``SIP/2.0 <status> <reason>`` in a NOTIFY; a final status (>= 200) ends
+        the subscription. Returns whether the referrer accepted the NOTIFY.
+        """
+        return await self._ua.notify_transfer(self, status, reason)
+
     async def hangup(self, reason: str = "local hangup") -> None:
         """End the call: BYE when answered, CANCEL/487 before that. Idempotent."""
         await self._ua.hangup(self, reason)

@@ -27,7 +27,7 @@ from siphon.io.ports import RtpPortAllocator, bind_port_pair
 from siphon.io.recording import Recording, RecordingWriter
 from siphon.rtp.codecs import Codec, codec_for
 from siphon.rtp.dtmf import DtmfReceiver, DtmfSender
-from siphon.rtp.jitter import FrameKind, JitterBuffer
+from siphon.rtp.jitter import JitterBuffer
 from siphon.rtp.packet import build_rtp, is_rtcp, peek_header
 from siphon.rtp.recorder import interleave
 from siphon.rtp.rtcp import (
@@ -137,6 +137,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self._started = False
         self._closed = False
         self.cname = f"siphon-{secrets.token_hex(4)}"
+        # ``tap(packet, arrival_time)`` for each accepted RTP packet: test harnesses
+        # measure what a caller hears on the packets themselves, before any buffering.
+        self.tap: Callable[[bytes, float], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> int:
@@ -260,6 +263,8 @@ class RtpSession(asyncio.DatagramProtocol):
         if payload is None:
             stats.dropped_malformed += 1
             return
+        if self.tap is not None:
+            self.tap(data, now)
         if pt == self.dtmf_payload_type:
             event = self._dtmf_in.on_packet(ts, marker, payload, now)
             if event is not None:
@@ -292,14 +297,16 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         # Caller side: the next 20 ms out of the jitter buffer.
         frame = jitter.pop(now)
-        if frame.kind is not FrameKind.SILENCE or self._inbound:
-            self._inbound.append(frame.pcm)
-            self._inbound_ready.set()
+        # Every tick yields a frame, silence included: the app's audio clock is this
+        # clock (a VAD must see the silence after speech even when the caller's
+        # phone stops sending packets, as DTX and many test tools do).
+        self._inbound.append(frame.pcm)
+        self._inbound_ready.set()
         late = self._dtmf_in.poll(now)
         if late is not None:
             self._dtmf(late)
         # Agent side: DTMF event packets replace audio while a digit plays (RFC 4733 §2.5.1.3).
-        agent = self.playout.pop()
+        agent = self.playout.pop(now)
         packet: bytes | None = None
         if self._sending and self.remote is not None:
             dtmf = self._dtmf_out.next_packet(self._ts) if self._dtmf_out is not None else None
@@ -370,7 +377,7 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def flush(self) -> int:
         """Barge-in: nothing queued so far reaches the wire; returns the new epoch."""
-        return self.playout.flush()
+        return self.playout.flush(time.monotonic())
 
     def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
         if self._dtmf_out is None:

@@ -5,6 +5,8 @@ CANCEL -> 200 + 487, OPTIONS, re-INVITE (hold/resume), INFO (DTMF), and the
 rejections a standard UAS owes (405/481/483/420/415/488/501/503).
 Client side: INVITE with an SDP offer, provisional and final responses, ACK,
 BYE, CANCEL, and one retry with credentials on 401/407.
+Both: cold transfer with REFER (RFC 3515), as transferor and as transferee; the
+subscription bookkeeping lives in ``transfer.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from siphon.errors import RemoteProtocolError, SiphonError
-from siphon.events import DtmfReceived, HoldChanged
-from siphon.io.call import CallFailed, CallState, SipCall
+from siphon.events import DtmfReceived, HoldChanged, TransferRequested
+from siphon.io.call import CallFailed, CallState, SipCall, TransferResult
 from siphon.io.media_clock import MediaClock
 from siphon.io.ports import PortsExhausted, RtpPortAllocator
 from siphon.io.recording import recording_writer, recordings_dir
@@ -29,9 +31,11 @@ from siphon.io.rtp_session import RtpSession
 from siphon.io.sip_stack import ClientTxn, ServerTxn, SipStack
 from siphon.io.sip_transport import Address, SipTransport
 from siphon.io.timer_queue import TimerHandle
+from siphon.io.transfer import IncomingRefer, Transfer, answer_notify
 from siphon.sip.auth import AuthStatus, DigestClient, DigestServer, parse_credentials
 from siphon.sip.dialog import Dialog, DialogId
 from siphon.sip.message import Request, Response, new_call_id, new_tag
+from siphon.sip.refer import SIPFRAG, read_refer, refer_notify_headers, refer_to_uri, sipfrag
 from siphon.sip.sdp import Direction, SdpSession, parse_sdp
 from siphon.sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
 
@@ -40,6 +44,8 @@ log = logging.getLogger("siphon.sip.ua")
 # Methods we implement, in the order the Allow header lists them.
 ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY")
 ALLOW = ", ".join(ALLOWED_METHODS)
+# With UaConfig.accept_refer we also take REFER (RFC 3515 §2.4.2).
+ALLOW_WITH_REFER = f"{ALLOW}, REFER"
 # Methods other SIP RFCs define that we do not implement: 405, not 501 (RFC 3261 §8.2.1).
 KNOWN_METHODS = frozenset(
     (*ALLOWED_METHODS, "REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "UPDATE", "PRACK", "REFER")
@@ -65,6 +71,9 @@ class UaConfig:
     record: bool = True
     recordings_dir: Path | None = None
     auth: DigestServer | None = None
+    # Transferee side: accept an in-dialog REFER (202, then NOTIFYs; the app gets a
+    # TransferRequested event). Off: REFER gets 603, an agent is not to be transferred.
+    accept_refer: bool = False
 
 
 class UserAgent:
@@ -85,10 +94,17 @@ class UserAgent:
         self._invites: dict[ServerTxn, SipCall] = {}
         self._retransmit: dict[SipCall, TimerHandle] = {}
         self._sources: dict[SipCall, tuple[Address, SipTransport]] = {}
+        # REFERs we sent, by dialog: they outlive a BYE briefly (see transfer.py).
+        self._transfers: dict[DialogId, Transfer] = {}
         self.stats = stack.stats
         # One media clock for every call of this process (DESIGN: concurrency model).
         self.clock = MediaClock()
         stack.handler = self
+
+    @property
+    def allow(self) -> str:
+        """Our Allow header value (RFC 3261 §20.5)."""
+        return ALLOW_WITH_REFER if self.config.accept_refer else ALLOW
 
     # ---------------------------------------------------------------------------
     # Media
@@ -134,10 +150,10 @@ class UserAgent:
         request = txn.request
         method = request.method
         if method not in KNOWN_METHODS:
-            txn.reply(501, headers=[("Allow", ALLOW)])
+            txn.reply(501, headers=[("Allow", self.allow)])
             return
-        if method not in ALLOWED_METHODS:
-            txn.reply(405, headers=[("Allow", ALLOW)])
+        if method not in ALLOWED_METHODS and method != "REFER":
+            txn.reply(405, headers=[("Allow", self.allow)])
             return
         max_forwards = request.max_forwards
         if max_forwards is not None and max_forwards == 0:
@@ -154,6 +170,12 @@ class UserAgent:
             self._answer_options(txn)
         elif method == "INVITE":
             self._new_invite(txn)
+        elif method == "REFER":
+            # RFC 3515 lets a REFER create a dialog; we transfer only calls in progress.
+            if self.config.accept_refer:
+                txn.reply(403, "REFER Outside A Call Not Accepted")
+            else:
+                txn.reply(405, headers=[("Allow", self.allow)])
         else:  # BYE, INFO, NOTIFY outside any dialog
             txn.reply(481)
 
@@ -166,7 +188,7 @@ class UserAgent:
             200,
             to_tag=new_tag(),
             headers=[
-                ("Allow", ALLOW),
+                ("Allow", self.allow),
                 ("Accept", "application/sdp"),
                 ("Accept-Encoding", "identity"),
                 ("Accept-Language", "en"),
@@ -328,7 +350,7 @@ class UserAgent:
             body = call.sdp.last_sent or b""
         headers = [
             *self._dialog_headers(call),
-            ("Allow", ALLOW),
+            ("Allow", self.allow),
             ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
             ("Content-Type", "application/sdp"),
         ]
@@ -452,18 +474,29 @@ class UserAgent:
     # -- in-dialog requests --------------------------------------------------------------
     def _in_dialog_request(self, txn: ServerTxn) -> None:
         request = txn.request
-        call = self._calls.get((request.call_id, request.to_tag or "", request.from_tag or ""))
-        if call is None and request.method == "BYE" and self._early_bye(txn):
+        method = request.method
+        key = (request.call_id, request.to_tag or "", request.from_tag or "")
+        call = self._calls.get(key)
+        transfer = self._transfers.get(key)
+        if call is None and method == "BYE" and self._early_bye(txn):
             return
-        if call is None or call.dialog is None:
+        dialog = call.dialog if call is not None else None
+        if dialog is None and method == "NOTIFY" and transfer is not None:
+            dialog = transfer.dialog  # the REFER subscription outlives the BYE (transfer.py)
+        if dialog is None:
             txn.reply(481)
             return
         try:
-            call.dialog.receive_request(request)
+            dialog.receive_request(request)
         except RemoteProtocolError as exc:
             txn.reply(exc.status_hint, exc.reason)
             return
-        method = request.method
+        if method == "NOTIFY":
+            # RFC 6665 §4.1.3: only NOTIFYs of a subscription of ours (a REFER we sent).
+            answer = answer_notify(request, transfer)
+            txn.reply(answer.status, answer.reason, headers=list(answer.headers))
+            return
+        assert call is not None
         if method == "BYE":
             txn.reply(200)
             self.end(call, "remote hangup")
@@ -471,8 +504,10 @@ class UserAgent:
             self._reinvite(call, txn)
         elif method == "INFO":
             self._info(call, txn)
-        else:  # OPTIONS, NOTIFY
-            txn.reply(200, headers=[("Allow", ALLOW)] if method == "OPTIONS" else None)
+        elif method == "REFER":
+            self._refer(call, txn)
+        else:  # OPTIONS
+            txn.reply(200, headers=[("Allow", self.allow)])
 
     def _early_bye(self, txn: ServerTxn) -> bool:
         """A caller's BYE on the early dialog: 200 to it, 487 to the INVITE (RFC 3261 §15.1.2)."""
@@ -531,7 +566,7 @@ class UserAgent:
         assert call.dialog is not None
         headers = [
             ("Contact", call.dialog.local_contact),
-            ("Allow", ALLOW),
+            ("Allow", self.allow),
             ("Content-Type", "application/sdp"),
         ]
         call._acked.clear()
@@ -561,6 +596,32 @@ class UserAgent:
         txn.reply(200)
         call.emit(event)
         self.stats["dtmf_info"] += 1
+
+    def _refer(self, call: SipCall, txn: ServerTxn) -> None:
+        """We are the transferee: the peer asks us to call someone else (RFC 3515 §2.4.2)."""
+        if not self.config.accept_refer:
+            txn.reply(603, "Transfer Not Accepted")
+            return
+        if call.incoming_refer is not None and not call.incoming_refer.final_sent:
+            txn.reply(491, "Transfer Already In Progress")
+            return
+        try:
+            refer = read_refer(txn.request)
+        except RemoteProtocolError as exc:
+            txn.reply(exc.status_hint, exc.reason)
+            return
+        assert call.dialog is not None
+        incoming = IncomingRefer(txn.request.cseq.seq, refer.target, refer.referred_by)
+        # 2xx to a target-refresh request: Contact (RFC 3261 §12.2.2).
+        txn.reply(202, headers=[("Contact", call.dialog.local_contact), ("Allow", self.allow)])
+        call.incoming_refer = incoming
+        try:
+            # RFC 3515 §2.4.4: the first NOTIFY follows the 202 at once.
+            self._send_refer_notify(call, incoming, 100, "Trying")
+        except Exception as exc:  # no route back: the app may still report later
+            log.warning("call %s: cannot send NOTIFY: %s", call.call_id, exc)
+        log.info("call %s: REFER to %s accepted", call.call_id, refer.target)
+        call.emit(TransferRequested(refer.target, refer.referred_by))
 
     # -- ACK, CANCEL, strays -------------------------------------------------------------
     def ack_received(self, ack: Request, source: Address, transport: SipTransport) -> None:
@@ -656,7 +717,7 @@ class UserAgent:
         invite.add("Call-ID", new_call_id(adv_host))
         invite.add("CSeq", "1 INVITE")
         invite.add("Contact", f"<{self.stack.contact_uri(transport, from_user)}>")
-        invite.add("Allow", ALLOW)
+        invite.add("Allow", self.allow)
         invite.add("User-Agent", self.config.user_agent)
         for name, value in headers:
             invite.add(name, value)
@@ -914,6 +975,17 @@ class UserAgent:
 
         ``on_2xx`` sees every 2xx, the retransmissions too (INVITE: each needs an ACK).
         """
+        return await self._send_for_final(request, destination, transport, on_2xx=on_2xx)
+
+    def _send_for_final(
+        self,
+        request: Request,
+        destination: Address,
+        transport: str,
+        *,
+        on_2xx: Callable[[Response], None] | None = None,
+    ) -> asyncio.Future[Response | None]:
+        """``_request_final`` without waiting: the future of the final response."""
         done: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
 
         def on_response(response: Response) -> None:
@@ -933,7 +1005,7 @@ class UserAgent:
             on_response=on_response,
             on_timeout=on_timeout,
         )
-        return await done
+        return done
 
     async def send_info_dtmf(self, call: SipCall, digit: str, duration_ms: int = 160) -> None:
         """Send one DTMF digit as SIP INFO application/dtmf-relay."""
@@ -961,7 +1033,7 @@ class UserAgent:
         assert call.sdp is not None
         offer = call.sdp.create_offer(direction=direction)
         request = call.dialog.create_request("INVITE", body=offer.to_bytes())
-        request.add("Allow", ALLOW)
+        request.add("Allow", self.allow)
         destination, transport = self._in_dialog_destination(call)
         dialog = call.dialog
 
@@ -990,6 +1062,96 @@ class UserAgent:
                     self.end(call, "bad sdp in re-INVITE answer")
                     raise CallFailed(488, f"unusable SDP answer: {exc}") from None
         return response
+
+    # -- cold transfer (RFC 3515) ----------------------------------------------------------
+    async def transfer(self, call: SipCall, target: str, *, timeout: float) -> TransferResult:
+        """Transferor: REFER the peer to ``target``; its outcome per the NOTIFYs."""
+        dialog = call.dialog
+        if dialog is None or call.ended:
+            raise SiphonError("transfer needs an answered call")
+        if dialog.id in self._transfers:
+            raise SiphonError("a transfer is already in progress on this call")
+        # Numbers are dialled through the peer (a trunk): its host from From/To, else Contact.
+        peer = dialog.remote_uri.uri
+        peer = peer if isinstance(peer, SipUri) else dialog.remote_target
+        if not isinstance(peer, SipUri):
+            raise SiphonError(f"cannot transfer {call!r}: the peer has no SIP URI")
+        uri = refer_to_uri(target, peer.host, peer.port)
+        refer = dialog.create_request(
+            "REFER",
+            headers=[
+                ("Refer-To", f"<{uri}>"),  # angle brackets: the URI may carry ';' (§2.1)
+                ("Referred-By", f"<{dialog.local_uri.uri}>"),  # RFC 3892
+                ("Allow", self.allow),
+            ],
+        )
+        destination, transport = self._in_dialog_destination(call)
+        pending = Transfer(uri, refer.cseq.seq, dialog)
+        self._transfers[dialog.id] = pending
+        call.on_ended(lambda: pending.ended(self.stack.timer_queue.call_later))
+        log.info("call %s: REFER to %s", call.call_id, uri)
+        try:
+            self.stack.send_request(
+                refer,
+                destination,
+                transport=transport,
+                on_response=pending.refer_response,
+                on_timeout=pending.refer_timeout,
+            )
+            # asyncio.wait, not wait_for: the result future must survive our timeout.
+            await asyncio.wait([pending.result], timeout=timeout)
+            pending.expire()  # a no-op when a result came
+            result = pending.result.result()
+        finally:
+            pending.close()
+            if self._transfers.get(dialog.id) is pending:
+                del self._transfers[dialog.id]
+        log.info(
+            "call %s: transfer to %s: %s %d %s",
+            call.call_id,
+            uri,
+            "ok" if result.ok else "failed",
+            result.status,
+            result.reason,
+        )
+        return result
+
+    async def notify_transfer(self, call: SipCall, status: int, reason: str) -> bool:
+        """Transferee: report the new call's progress to the referrer (RFC 3515 §2.4.5)."""
+        incoming = call.incoming_refer
+        if incoming is None or incoming.final_sent:
+            raise SiphonError("no accepted REFER is waiting for a report on this call")
+        body = sipfrag(status, reason)  # checks the status before anything is sent
+        if incoming.last_notify is not None:
+            await incoming.last_notify
+        if call.ended:
+            # Dialog gone with its BYE: nobody to tell (the referrer got a 202 already).
+            incoming.final_sent = incoming.final_sent or status >= 200
+            log.info("call %s: transfer outcome %d not sent: call ended", call.call_id, status)
+            return False
+        response = await self._send_refer_notify(call, incoming, status, reason, body)
+        return response is not None and response.is_success
+
+    def _send_refer_notify(
+        self,
+        call: SipCall,
+        incoming: IncomingRefer,
+        status: int,
+        reason: str,
+        body: bytes | None = None,
+    ) -> asyncio.Future[Response | None]:
+        assert call.dialog is not None
+        request = call.dialog.create_request(
+            "NOTIFY",
+            body=body or sipfrag(status, reason),
+            content_type=SIPFRAG,
+            headers=refer_notify_headers(incoming.cseq, status),
+        )
+        destination, transport = self._in_dialog_destination(call)
+        if status >= 200:
+            incoming.final_sent = True
+        incoming.last_notify = self._send_for_final(request, destination, transport)
+        return incoming.last_notify
 
 
 def _ignore_response(response: Response) -> None:

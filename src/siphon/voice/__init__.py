@@ -1,0 +1,2 @@
+"""The per-call voice pipeline: VAD segments (``vad``), endpointing (``turns``),
+phrase chunking of the streamed reply (``chunker``)."""
