@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import socket
@@ -165,3 +166,36 @@ async def test_recording_is_stereo_and_aligned(tmp_path: Path) -> None:
     left, right = samples[0::2], samples[1::2]
     assert left.max() > 2500 and right.min() < -2500
     assert len(left) >= 160 * 30
+
+
+async def test_an_utterance_starts_at_once_and_the_stream_falls_back_onto_the_clock() -> None:
+    import struct
+    import time
+
+    async with pair() as (a, b):
+        packets: list[tuple[float, int, int, bytes]] = []
+
+        def tap(packet: bytes, arrival: float) -> None:
+            seq, ts = struct.unpack("!HI", packet[2:8])
+            packets.append((arrival, seq, ts, packet[12:]))
+
+        b.tap = tap
+        await asyncio.sleep(0.3)  # comfort silence on the clock
+        delays = []
+        for _ in range(3):
+            before = len(packets)
+            queued_at = time.monotonic()
+            a.play(np.full(160 * 5, 3000, dtype=np.int16))  # 100 ms utterance
+            await asyncio.sleep(0.25)
+            first_audio = next(p for p in packets[before:] if p[3] != packets[0][3])
+            delays.append(first_audio[0] - queued_at)
+        # The first frame left without waiting for a tick (a tick is up to 20 ms away).
+        assert max(delays) < 0.008, delays
+        # Sequence numbers and timestamps stay contiguous through every lead and fallback.
+        for (_, seq1, ts1, _), (_, seq2, ts2, _) in itertools.pairwise(packets):
+            assert (seq2 - seq1) % 65536 == 1
+            assert (ts2 - ts1) % 2**32 == 160
+        # ...and the stream is back on the clock: one packet per 20 ms on average.
+        span = packets[-1][0] - packets[0][0]
+        assert abs(span / (len(packets) - 1) - 0.020) < 0.002
+        assert a.playout.played == 15

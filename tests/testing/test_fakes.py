@@ -207,6 +207,28 @@ async def test_stt_turns_past_the_script_emit_nothing_and_are_counted() -> None:
     assert (stt.turns, stt.unscripted_turns, stt.remaining) == (3, 2, 0)
 
 
+async def test_stt_default_transcript_hears_every_turn_past_the_script() -> None:
+    stt = FakeSTT(
+        ["scripted"],
+        latency=0.0,
+        interim=True,
+        default_transcript=FakeTranscript("yes please", latency=0.0, language="fr"),
+    )
+    streams = [stt.stream(), stt.stream()]  # concurrent calls share the script and default
+    heard: list[tuple[str, str]] = []
+    for stream in (*streams, streams[0]):
+        stream.push(speech_like(0.3, 16000))
+        stream.flush()
+        interim, final = await next_event(stream), await next_event(stream)
+        assert (interim.type, final.type) == (INTERIM, FINAL)
+        heard.append((final.text, final.language))
+    assert heard == [("scripted", "en"), ("yes please", "fr"), ("yes please", "fr")]
+    assert (stt.turns, stt.unscripted_turns, stt.remaining) == (3, 0, 0)
+    for stream in streams:
+        await stream.aclose()
+    assert FakeSTT(default_transcript="hi").default_transcript == FakeTranscript("hi")
+
+
 async def test_stt_script_is_shared_by_its_streams() -> None:
     stt = FakeSTT(["first", "second"], latency=0.0, interim=False)
     for expected in ("first", "second"):

@@ -49,6 +49,7 @@ class PlayoutQueue:
         "dropped_stale",
         "epoch",
         "last_played",
+        "on_start",
         "played",
         "queued",
     )
@@ -65,6 +66,9 @@ class PlayoutQueue:
         self.last_played = -1  # position of the last frame that went out
         self.dropped_stale = 0
         self.dropped_overflow = 0
+        # Called when audio arrives in an empty queue (the RTP session may send its
+        # first frame at once instead of waiting up to 20 ms for the next tick).
+        self.on_start: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -87,6 +91,7 @@ class PlayoutQueue:
         if epoch is not None and epoch != self.epoch:
             self.dropped_stale += 1
             return self.queued - 1
+        was_empty = not self._frames
         samples = np.concatenate((self._buffer, np.asarray(pcm, dtype=np.int16)))
         whole = len(samples) - len(samples) % FRAME_SAMPLES
         for start in range(0, whole, FRAME_SAMPLES):
@@ -96,7 +101,10 @@ class PlayoutQueue:
             self._frames.append((self.epoch, self.queued, samples[start : start + FRAME_SAMPLES]))
             self.queued += 1
         self._buffer = samples[whole:]
-        return self.queued - 1
+        last = self.queued - 1
+        if was_empty and self._frames and self.on_start is not None:
+            self.on_start()
+        return last
 
     def end_of_utterance(self, epoch: int | None = None) -> int:
         """Pad the waiting tail with silence so the last partial frame plays too.

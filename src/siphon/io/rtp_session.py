@@ -113,6 +113,11 @@ class RtpSession(asyncio.DatagramProtocol):
         self._rtcp = _RtcpProtocol(self)
         self.stats = MediaStats()
         self.playout = PlayoutQueue()
+        self.playout.on_start = self._send_first_frame_now
+        # One frame sent ahead of the clock (see _send_first_frame_now); it is recorded
+        # on the tick it would have gone out, so the recording's channels stay aligned.
+        self._lead = False
+        self._lead_frame: PcmFrame | None = None
         self._inbound: deque[PcmFrame] = deque(maxlen=MAX_INBOUND_FRAMES)
         self._inbound_ready = asyncio.Event()
         # Negotiated in start():
@@ -307,8 +312,16 @@ class RtpSession(asyncio.DatagramProtocol):
             self._dtmf(late)
         # Agent side: DTMF event packets replace audio while a digit plays (RFC 4733 §2.5.1.3).
         agent = self.playout.pop(now)
+        recorded = agent
         packet: bytes | None = None
-        if self._sending and self.remote is not None:
+        skip = False
+        if self._lead:
+            recorded, self._lead_frame = self._lead_frame, agent
+            if agent is None:
+                # The utterance is over: skip this tick's packet to fall back onto the clock.
+                self._lead = False
+                skip = True
+        if self._sending and self.remote is not None and not skip:
             dtmf = self._dtmf_out.next_packet(self._ts) if self._dtmf_out is not None else None
             if dtmf is not None:
                 packet = build_rtp(
@@ -327,9 +340,10 @@ class RtpSession(asyncio.DatagramProtocol):
             self.stats.packets_out += 1
             self.stats.octets_out += len(packet)
             self._seq = (self._seq + 1) % SEQ_MOD
-        self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
+        if not skip:
+            self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
         if self._wav is not None and self._recorder is not None:
-            right = agent if agent is not None else _SILENT_FRAME
+            right = recorded if recorded is not None else _SILENT_FRAME
             self._recorder.write(self._wav, interleave(frame.pcm, right))
         # Housekeeping, cheap enough to check every tick.
         if now - self._last_rx > self.media_timeout and self.on_timeout is not None:
@@ -339,6 +353,40 @@ class RtpSession(asyncio.DatagramProtocol):
         if schedule is not None and schedule.due(now):
             schedule.sent(now)
             self._send_rtcp()
+
+    def _send_first_frame_now(self) -> None:
+        """Send the first frame of an utterance now rather than on the next tick.
+
+        While the agent is silent the stream carries comfort silence on the clock;
+        an answer that waited for the next tick would lose 0-20 ms (10 on average)
+        on every turn. Its first frame goes out at once with the next tick's RTP
+        timestamp, so the stream runs one frame ahead of the clock until the
+        utterance ends, when one tick sends nothing and the stream is back on the
+        clock. The far end sees the packets at most 20 ms early: its jitter
+        buffer plays by timestamp (RFC 3550 §5.1), not by arrival.
+        """
+        codec = self.codec
+        if (
+            self._lead
+            or not self._sending
+            or codec is None
+            or self._closed
+            or self._transport is None
+            or self.remote is None
+            or (self._dtmf_out is not None and self._dtmf_out.busy)
+        ):
+            return
+        frame = self.playout.pop(time.monotonic())
+        if frame is None:
+            return
+        packet = build_rtp(self.payload_type, self._seq, self._ts, self.ssrc, codec.encode(frame))
+        self._transport.sendto(packet, self.remote)
+        self.stats.packets_out += 1
+        self.stats.octets_out += len(packet)
+        self._seq = (self._seq + 1) % SEQ_MOD
+        self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
+        self._lead = True
+        self._lead_frame = frame
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
         if self._rtcp.transport is None or self.remote_rtcp is None:

@@ -227,8 +227,9 @@ class FakeSTTStream:
         """The caller stopped talking: after the latency, emit the next scripted transcript.
 
         A flush with no voiced audio since the previous one is not a turn and
-        emits nothing. Turns past the end of the script emit nothing either and
-        are counted in ``FakeSTT.unscripted_turns``.
+        emits nothing. Turns past the end of the script are heard as
+        ``FakeSTT.default_transcript``; without one they emit nothing either
+        and are counted in ``FakeSTT.unscripted_turns``.
         """
         if self.closed:
             return
@@ -327,8 +328,11 @@ class FakeSTT:
        ``provides_end_of_turn`` is True).
 
     The script is shared by all streams of one ``FakeSTT`` and consumed in
-    order, one entry per turn; once it runs out, turns emit nothing and are
-    counted in ``unscripted_turns``. Use one ``FakeSTT`` per simulated call.
+    order, one entry per turn; once it runs out, every further turn is heard
+    as ``default_transcript`` when one is given (many concurrent calls sharing
+    one agent, as in a load test), else it emits nothing and is counted in
+    ``unscripted_turns``. Use one ``FakeSTT`` per simulated call when the
+    script matters.
 
     >>> import asyncio
     >>> from siphon.testing import silence, speech_like
@@ -356,6 +360,7 @@ class FakeSTT:
         sample_rate: int = 16000,
         language: str = "en",
         voice_threshold_dbfs: float = -50.0,
+        default_transcript: str | FakeTranscript | None = None,
     ) -> None:
         _check_non_negative("latency", latency)
         if sample_rate <= 0:
@@ -363,6 +368,11 @@ class FakeSTT:
         self.transcripts: list[FakeTranscript] = [
             t if isinstance(t, FakeTranscript) else FakeTranscript(t) for t in transcripts
         ]
+        self.default_transcript: FakeTranscript | None = (
+            FakeTranscript(default_transcript)
+            if isinstance(default_transcript, str)
+            else default_transcript
+        )
         self.latency = latency
         self.interim = interim
         self.provides_end_of_turn = end_of_turn
@@ -371,7 +381,7 @@ class FakeSTT:
         self.voice_threshold_dbfs = voice_threshold_dbfs
         self.streams: list[FakeSTTStream] = []  # every stream() handed out, in order
         self.turns = 0  # turns heard (flushes after voiced audio), scripted or not
-        self.unscripted_turns = 0  # turns heard after the script ran out
+        self.unscripted_turns = 0  # turns heard after the script ran out, with no default
 
     @property
     def remaining(self) -> int:
@@ -385,7 +395,9 @@ class FakeSTT:
         return stream
 
     def _peek(self) -> FakeTranscript | None:
-        return self.transcripts[self.turns] if self.turns < len(self.transcripts) else None
+        if self.turns < len(self.transcripts):
+            return self.transcripts[self.turns]
+        return self.default_transcript
 
     def _take(self) -> FakeTranscript | None:
         entry = self._peek()

@@ -712,6 +712,9 @@ class AgentSession:
         if metrics is not None and metrics.tts_first_audio_at is None:
             metrics.tts_first_audio_at = now
         before = playout.queued
+        if speech.first_position < 0 and metrics is not None:
+            # Registered first: the first frame may go out inside put() (early send).
+            playout.notify_played(before, _first_rtp_recorder(metrics))
         last = playout.put(audio, speech.epoch)
         if last >= before:
             if phrase.first < 0:
@@ -719,8 +722,6 @@ class AgentSession:
             phrase.last = last
             if speech.first_position < 0:
                 speech.first_position = before
-                if metrics is not None:
-                    playout.notify_played(before, _first_rtp_recorder(metrics))
 
     # -- what the agent (and its tools and hooks) can do ---------------------------------------
     async def say(self, text: str, *, allow_interruptions: bool | None = None) -> Turn | None:
