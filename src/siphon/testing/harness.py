@@ -123,6 +123,11 @@ class AgentHarness:
         self._server_task: asyncio.Task[None] | None = None
 
     @property
+    def sessions(self) -> dict[str, AgentSession]:
+        """The agent's session of every call so far, by Call-ID (also calls from other peers)."""
+        return self._capture.sessions
+
+    @property
     def port(self) -> int:
         assert self.server is not None, "use 'async with AgentHarness(agent)'"
         return self.server.sip_port

@@ -1,0 +1,275 @@
+"""The agent side of ``benchmarks/turn_overhead.py``: an Agent with instant fake providers.
+
+Not meant to be run by hand; ``turn_overhead.py`` starts it pinned to one core::
+
+    _turn_agent.py --sip-port P --rtp-ports A-B --metrics turns.jsonl --stats stats.json
+
+It serves one ``Agent`` (FakeSTT with latency 0 and a default transcript for every
+turn, FakeLLM answering ``--reply`` at once, FakeTTS with no first-chunk latency,
+the default WebRtcVAD, no silence timeout) with siphon's ``SipServer`` on UDP, on
+uvloop when installed and with the CLI's garbage-collector settings, as
+``siphon start`` would. Recording is on (a stereo WAV per call, as in production)
+unless ``--no-record``, and so are INFO logs as JSON lines on stderr (``--log-level``).
+
+What it measures, all on the monotonic clock the other processes share:
+
+- every agent turn's ``TurnMetrics`` (from the ``on_agent_turn`` hook), appended
+  as JSON lines to ``--metrics`` by a background thread once a second (and at exit);
+- the loop lag: a task sleeps 10 ms over and over and notes how late it woke;
+- the media clock: a listener on the process-wide clock notes each tick's lateness
+  behind its absolute deadline; the clock's own counters are sampled every 0.5 s.
+
+On SIGINT/SIGTERM the server drains, and the lag, tick and counter samples go to
+``--stats`` as one JSON object. "ready <port>" on stdout says it is serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from siphon.agent import Agent
+from siphon.app import ServerConfig, SipServer
+from siphon.cli import _setup_logging, tune_gc
+from siphon.io.media_clock import MediaClock
+from siphon.testing import FakeLLM, FakeSTT, FakeTTS
+from siphon.voice.session import AgentSession
+from siphon.voice.transcript import Turn
+
+LAG_INTERVAL = 0.010  # the loop-lag probe's sleep
+SAMPLE_INTERVAL = 0.5  # media clock counters
+FLUSH_INTERVAL = 1.0  # turn metrics to disk (off the loop)
+
+
+class MetricsFile:
+    """JSON lines written by a thread, so the event loop never waits on the disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        path.write_text("")
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(record))
+
+    def _write(self, lines: list[str]) -> None:
+        with self._lock, self.path.open("a") as out:
+            out.write("".join(line + "\n" for line in lines))
+
+    async def flush(self) -> None:
+        lines, self._pending = self._pending, []
+        if lines:
+            await asyncio.to_thread(self._write, lines)
+
+    def flush_now(self) -> None:
+        lines, self._pending = self._pending, []
+        if lines:
+            self._write(lines)
+
+
+class BenchAgent(Agent):
+    """The agent under test; its hooks record each reply's metrics and each call's totals."""
+
+    def __init__(self, metrics: MetricsFile, clock: MediaClock | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.metrics_file = metrics
+        self.clock = clock  # set once the server exists: for the tick phase of decisions
+        self.calls_ended = 0
+        self.provider_errors = 0
+        self.turns_per_call: list[int] = []
+
+    async def on_agent_turn(self, session: AgentSession, turn: Turn) -> None:
+        m = turn.metrics
+        if m is None:  # the greeting: no caller turn to measure from
+            return
+        assert isinstance(self.llm, FakeLLM)
+        self.llm.calls.clear()  # it keeps a copy of every conversation: memory stays flat
+        record: dict[str, Any] = {
+            "call": session.call_id,
+            "turn": m.turn_id,
+            "speech_ended_at": m.speech_ended_at,
+            "endpoint_at": m.endpoint_at,
+            "reason": m.endpoint_reason,
+            "llm_first_token_at": m.llm_first_token_at,
+            "tts_first_audio_at": m.tts_first_audio_at,
+            "first_rtp_at": m.first_rtp_at,
+            "overhead_ms": m.overhead_ms,
+            "response_ms": m.response_ms,
+            "endpointing_ms": m.endpointing_ms,
+            "interrupted": m.interrupted,
+            "live_calls": len(self.sessions),
+        }
+        clock = self.clock
+        if clock is not None and m.endpoint_at is not None:
+            # Where in the 20 ms tick the decision fell (0: right on a tick). The private
+            # start is the grid's origin; a permanent listener keeps it fixed.
+            record["phase_ms"] = ((m.endpoint_at - clock._start) % clock.interval) * 1000
+        self.metrics_file.add(record)
+
+    async def on_exit(self, session: AgentSession) -> None:
+        self.calls_ended += 1
+        self.provider_errors += session.errors
+        self.turns_per_call.append(len(session.metrics))
+
+
+class TickProbe:
+    """A media clock listener: the lateness of every tick behind its absolute deadline."""
+
+    def __init__(self, clock: MediaClock) -> None:
+        self.clock = clock
+        self.samples: list[tuple[float, float]] = []  # (loop time, lateness s)
+
+    def on_tick(self, tick: int, now: float) -> None:
+        # After a skip the tick number jumped: the lateness is then measured against the
+        # new deadline (the skipped ticks are counted by the clock itself).
+        self.samples.append((now, now - (self.clock._start + tick * self.clock.interval)))
+
+
+async def lag_probe(samples: list[tuple[float, float]]) -> None:
+    while True:
+        began = time.perf_counter()
+        await asyncio.sleep(LAG_INTERVAL)
+        late = time.perf_counter() - began - LAG_INTERVAL
+        samples.append((time.monotonic(), late))
+
+
+async def sample_clock(clock: MediaClock, agent: BenchAgent, samples: list[list[float]]) -> None:
+    while True:
+        samples.append(
+            [
+                time.monotonic(),
+                clock.ticks,
+                clock.skipped_ticks,
+                clock.busy_seconds,
+                clock.listener_count - 1,  # minus the tick probe
+                len(agent.sessions),
+            ]
+        )
+        await asyncio.sleep(SAMPLE_INTERVAL)
+
+
+async def flush_metrics(metrics: MetricsFile) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        await metrics.flush()
+
+
+def build_agent(args: argparse.Namespace, metrics: MetricsFile) -> BenchAgent:
+    vad = None
+    if args.vad == "fake":
+        from siphon.testing import FakeVAD
+
+        vad = FakeVAD()
+    return BenchAgent(
+        metrics,
+        agent_name="bench",
+        stt=FakeSTT(latency=0.0, default_transcript=args.transcript),
+        llm=FakeLLM(default_reply=args.reply),
+        tts=FakeTTS(first_chunk_latency=0.0),
+        vad=vad,
+        system_instructions="You are a benchmark agent.",
+        greeting_instructions="Greet the caller.",
+        silence_timeout=None,
+    )
+
+
+async def serve(args: argparse.Namespace) -> dict[str, Any]:
+    metrics = MetricsFile(args.metrics)
+    agent = build_agent(args, metrics)
+    server = SipServer(
+        agent,
+        ServerConfig(
+            host="127.0.0.1",
+            sip_port=args.sip_port,
+            transports=("udp",),
+            rtp_port_start=args.rtp_ports[0],
+            rtp_port_end=args.rtp_ports[1],
+            record=not args.no_record,
+            drain_timeout=2.0,
+        ),
+    )
+    clock = server.ua.clock
+    agent.clock = clock
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.stop)
+    lag: list[tuple[float, float]] = []
+    counters: list[list[float]] = []
+    probe = TickProbe(clock)
+
+    def ready(s: SipServer) -> None:
+        print(f"ready {s.sip_port}", flush=True)
+
+    async with asyncio.TaskGroup() as group:
+        clock.add(probe)  # from now on the clock ticks, calls or not: one fixed grid
+        tasks = [
+            group.create_task(lag_probe(lag), name="bench:lag"),
+            group.create_task(sample_clock(clock, agent, counters), name="bench:clock"),
+            group.create_task(flush_metrics(metrics), name="bench:metrics"),
+        ]
+        try:
+            await server.serve(ready)
+        finally:
+            for task in tasks:
+                task.cancel()
+            clock.remove(probe)
+    metrics.flush_now()
+    stt = agent.stt
+    assert isinstance(stt, FakeSTT)
+    return {
+        "uvloop": "uvloop" in type(loop).__module__,
+        "lag": lag,
+        "ticks": probe.samples,
+        "clock": counters,
+        "clock_errors": clock.errors,
+        "calls_ended": agent.calls_ended,
+        "provider_errors": agent.provider_errors,
+        "turns_per_call": agent.turns_per_call,
+        "stt_turns": stt.turns,
+        "stt_unscripted_turns": stt.unscripted_turns,
+    }
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    start, _, end = text.partition("-")
+    return int(start), int(end)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sip-port", type=int, required=True)
+    parser.add_argument("--rtp-ports", type=_port_range, default=(31000, 31600))
+    parser.add_argument("--metrics", type=Path, required=True, help="turn metrics (JSON lines)")
+    parser.add_argument("--stats", type=Path, required=True, help="lag/tick samples (JSON)")
+    parser.add_argument("--no-record", action="store_true", help="no stereo WAV per call")
+    parser.add_argument("--reply", default="Sure, I can help with that.")
+    parser.add_argument("--transcript", default="I have a question about my order.")
+    parser.add_argument("--vad", choices=("webrtc", "fake"), default="webrtc")
+    parser.add_argument(
+        "--log-level", default="info", help="JSON logs to stderr at this level (as siphon start)"
+    )
+    args = parser.parse_args()
+    _setup_logging(args.log_level, json_logs=True)
+    tune_gc()
+    try:
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        run = asyncio.run
+    else:
+        run = uvloop.run
+    stats = run(serve(args))
+    args.stats.write_text(json.dumps(stats))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
