@@ -307,3 +307,66 @@ async def test_unknown_agent_arguments_name_the_accepted_ones() -> None:
     message = str(info.value)
     assert "system_prompt" in message and "system_instructions" in message
     assert "accepted:" in message and "min_endpointing_delay" in message
+
+
+class _DeadStream:
+    """An STT stream whose connection drops at once."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def push(self, pcm: Any) -> None:
+        self.inner.push(pcm)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def __aiter__(self) -> Any:
+        return self._events()
+
+    async def _events(self) -> Any:
+        raise ConnectionError("websocket closed by the provider")
+        yield  # an async generator
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class FlakySTT:
+    """The first stream fails; the next ones work."""
+
+    def __init__(self, inner: FakeSTT) -> None:
+        self.inner = inner
+        self.sample_rate = inner.sample_rate
+        self.opened = 0
+
+    def stream(self, *, language: str | None = None) -> Any:
+        self.opened += 1
+        stream = self.inner.stream(language=language)
+        return _DeadStream(stream) if self.opened == 1 else stream
+
+
+async def test_a_failed_stt_stream_is_reopened_and_the_call_goes_on() -> None:
+    stt = FlakySTT(FakeSTT(["are you there"]))
+    agent = make_agent(FakeLLM(["Hi.", "Yes, I am."]), stt)  # type: ignore[arg-type]
+    async with AgentHarness(agent) as harness, harness.call() as caller:
+        await caller.wait_for_agent_silence()
+        await caller.say(speech_like(0.8))
+        await caller.wait_for_agent_speech()
+        await caller.wait_for_agent_silence()
+        session = caller.session
+    assert stt.opened == 2 and session.stt_restarts == 1
+    assert session.transcript[-1].text == "Yes, I am."
+
+
+async def test_an_stt_end_of_turn_ends_the_turn() -> None:
+    llm = FakeLLM(["Hi.", "Sure."])
+    agent = make_agent(llm, FakeSTT(["book a table"], end_of_turn=True))
+    async with AgentHarness(agent) as harness, harness.call() as caller:
+        await caller.wait_for_agent_silence()
+        await caller.say(speech_like(0.8))
+        await caller.wait_for_agent_speech()
+        await caller.wait_for_agent_silence()
+        session = caller.session
+    assert session.metrics[0].endpoint_reason == "stt_end_of_turn"
+    assert session.transcript[-1].text == "Sure."

@@ -22,6 +22,7 @@ and the model's history keep only the text the caller heard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -60,6 +61,9 @@ CALLER_RATE = 8000
 FRAME_SECONDS = 0.020
 # on_exit runs after the call; a hook that hangs must not keep the call's task alive.
 EXIT_HOOK_TIMEOUT = 10.0
+# A recogniser that keeps failing is not coming back within this call.
+MAX_STT_RESTARTS = 3
+STT_RESTART_DELAY = 0.2  # seconds, times the attempt number
 
 
 @dataclass(slots=True)
@@ -233,6 +237,7 @@ class AgentSession:
         self._closed = False
         self.finished = asyncio.Event()  # set once on_exit has run and the call is over
         self.errors = 0  # utterances a provider failure cut short
+        self.stt_restarts = 0
         self.user_speaking = False
         self.started_at = 0.0
         self.last_activity = 0.0
@@ -397,15 +402,43 @@ class AgentSession:
         self._stt_stream.push(pcm)
 
     async def _stt_loop(self) -> None:
-        assert self._stt_stream is not None
+        """Recogniser events into the turn detector; a failed stream is reopened.
+
+        Cloud recognisers drop connections mid-call; the call should survive that
+        with a gap in recognition, not end. Words spoken while the stream was down
+        are lost (the caller may have to repeat); after ``MAX_STT_RESTARTS``
+        failures the error ends the session.
+        """
         loop = asyncio.get_running_loop()
-        async for event in self._stt_stream:
-            now = loop.time()
-            if event.type is SpeechEventType.FINAL and event.text:
-                self._metrics_in_progress().stt_final_at = now
-            self._endpointer.on_transcript(event, now)
-            self._wake_turns.set()
-        log.debug("call %s: STT stream ended", self.call_id)
+        restarts = 0
+        while True:
+            stream = self._stt_stream
+            assert stream is not None
+            try:
+                async for event in stream:
+                    now = loop.time()
+                    if event.type is SpeechEventType.FINAL and event.text:
+                        self._metrics_in_progress().stt_final_at = now
+                    self._endpointer.on_transcript(event, now)
+                    self._wake_turns.set()
+            except Exception:
+                restarts += 1
+                self.stt_restarts = restarts
+                if restarts > MAX_STT_RESTARTS:
+                    raise
+                log.exception(
+                    "call %s: STT stream failed, reopening (%d/%d)",
+                    self.call_id,
+                    restarts,
+                    MAX_STT_RESTARTS,
+                )
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+                await asyncio.sleep(STT_RESTART_DELAY * restarts)
+                self._stt_stream = self.stt.stream(language=self.options.language)
+                continue
+            log.debug("call %s: STT stream ended", self.call_id)
+            return
 
     def _metrics_in_progress(self) -> TurnMetrics:
         if self._pending_metrics is None:
