@@ -27,7 +27,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -48,6 +48,7 @@ from siphon.plugins.base import (
 from siphon.rtp.resample import Resampler
 from siphon.voice.chunker import PhraseChunker
 from siphon.voice.metrics import TurnMetrics
+from siphon.voice.speech import Phrase, Speech
 from siphon.voice.transcript import ToolCallRecord, Transcript, Turn
 from siphon.voice.turns import EndpointingStrategy, TurnDecision, endpointing_for
 from siphon.voice.vad import SpeechEnded, SpeechStarted, VoiceActivity
@@ -114,51 +115,6 @@ class SessionHooks(Protocol):
     async def on_user_turn(self, session: AgentSession, turn: Turn) -> bool | None: ...
 
     async def on_agent_turn(self, session: AgentSession, turn: Turn) -> None: ...
-
-
-@dataclass(slots=True)
-class _Phrase:
-    text: str
-    step: int  # which LLM step (assistant message) wrote it
-    first: int = -1  # playout positions of its frames, inclusive; -1: none yet
-    last: int = -1
-
-
-@dataclass(eq=False, slots=True)
-class Speech:
-    """One agent utterance: a reply (LLM) or a fixed text (``say``)."""
-
-    turn_id: int
-    source: str  # "reply" | "say"
-    allow_interruptions: bool
-    epoch: int = 0
-    phrases: list[_Phrase] = field(default_factory=list)
-    step_messages: list[ChatMessage] = field(default_factory=list)
-    tool_calls: list[ToolCallRecord] = field(default_factory=list)
-    metrics: TurnMetrics | None = None
-    interrupted: bool = False
-    played_upto: int | None = None  # last position heard when interrupted
-    first_position: int = -1  # playout position of its first frame
-    started_at: float = 0.0
-    task: asyncio.Task[None] | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    turn: Turn | None = None
-
-    def played_text(self) -> str:
-        return " ".join(t for t in (self._played(p) for p in self.phrases) if t)
-
-    def _played(self, phrase: _Phrase) -> str:
-        upto = self.played_upto
-        if upto is None:
-            return phrase.text
-        if phrase.first < 0 or phrase.first > upto:
-            return ""
-        if phrase.last <= upto:
-            return phrase.text
-        # Cut off inside this phrase: keep the share of words its played frames carry.
-        share = (upto - phrase.first + 1) / (phrase.last - phrase.first + 1)
-        words = phrase.text.split()
-        return " ".join(words[: int(len(words) * share)])
 
 
 # The utterance the running code belongs to (tools run inside a reply: their
@@ -605,7 +561,7 @@ class AgentSession:
         """
         answered = {m.tool_call_id for m in self.chat if m.role == "tool"}
         for index, message in enumerate(speech.step_messages):
-            heard = [speech._played(p) for p in speech.phrases if p.step == index]
+            heard = [speech.played_part(p) for p in speech.phrases if p.step == index]
             message.content = " ".join(t for t in heard if t)
             if message not in self.chat:
                 continue
@@ -715,7 +671,7 @@ class AgentSession:
 
     async def _speak_phrase(self, speech: Speech, text: str, step: int) -> None:
         loop = asyncio.get_running_loop()
-        phrase = _Phrase(text, step)
+        phrase = Phrase(text, step)
         speech.phrases.append(phrase)
         resampler = (
             Resampler(self.tts.sample_rate, CALLER_RATE)
@@ -732,7 +688,7 @@ class AgentSession:
     def _queue_audio(
         self,
         speech: Speech,
-        phrase: _Phrase,
+        phrase: Phrase,
         audio: PcmArray,
         metrics: TurnMetrics | None,
         now: float,
