@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from siphon.agent import Agent
+from siphon.agent import Agent, transfer_call
 from siphon.events import DtmfReceived
-from siphon.testing import AgentHarness, FakeLLM, FakeSTT, FakeTTS
+from siphon.plugins.base import ChatMessage
+from siphon.testing import AgentHarness, FakeLLM, FakeReply, FakeSTT, FakeTTS, speech_like
 from siphon.voice.session import AgentSession
 from tests.conftest import SIPP_DIR, run_sipp
+from tests.integration.sipp_async import start_sipp, wait_sipp
 
 pytestmark = pytest.mark.sipp
 
@@ -142,3 +144,67 @@ async def test_send_dtmf_reaches_sipp_as_rfc4733_events(tmp_path: Path) -> None:
         session = await only_session(harness)
     assert heard == ["1", "5", "9", "#"]
     assert session.call.stats.dtmf_events == 4
+
+
+@pytest.mark.parametrize("target_answers", [True, False], ids=["answered", "declined-603"])
+async def test_transfer_call_refers_the_caller_and_reports_the_outcome(
+    tmp_path: Path, target_answers: bool
+) -> None:
+    """The caller (our UA, following REFER like a phone) is sent to a SIPp UAS."""
+    if target_answers:
+        sipp, port = await start_sipp(tmp_path, "-sn", "uas")
+    else:
+        sipp, port = await start_sipp(tmp_path, "-sf", str(SIPP_DIR / "refer_uas_603.xml"))
+    billing = f"sip:billing@127.0.0.1:{port}"
+
+    def after_transfer(messages: list[ChatMessage]) -> str:
+        result = next(m.content for m in reversed(messages) if m.role == "tool")
+        return "Billing is busy, can I help instead?" if "603" in result else "Done."
+
+    llm = FakeLLM(
+        [
+            "Hello.",
+            FakeReply(
+                "Transferring you to billing.",
+                tool_calls=[("transfer_call", {"destination": billing})],
+            ),
+            after_transfer,
+        ]
+    )
+    agent = Agent(
+        agent_name="front-desk",
+        llm=llm,
+        stt=FakeSTT(["billing please"]),
+        tts=FakeTTS(),
+        tools=[transfer_call],
+        silence_timeout=None,
+    )
+    await asyncio.sleep(0.3)  # SIPp binding its port
+    async with AgentHarness(agent) as harness, harness.call() as caller:
+        await caller.wait_for_agent_silence()
+        said = await caller.say(speech_like(0.8))
+        if target_answers:
+            await caller.wait_ended(timeout=15)  # the agent leaves after the transfer
+        else:
+            await caller.wait_for_agent_speech()
+            await caller.wait_for_agent_silence(quiet=1.0)
+        session = caller.session
+        transferred = caller.transferred_call
+        # The REFER came only after "Transferring you to billing." had played.
+        request_heard = caller.last_audible()
+        assert request_heard is not None and request_heard > said.ended
+    await wait_sipp(sipp, port, tmp_path)
+    (status,) = [t[1] for t in caller.transfers]
+    reply = next(t for t in session.transcript if t.tool_calls)
+    (record,) = reply.tool_calls
+    assert record.name == "transfer_call" and not record.is_error
+    if target_answers:
+        assert status == 200 and transferred is not None
+        assert session.call.end_reason == "transferred"
+        assert "succeeded" in record.result or "transferred" in record.result
+    else:
+        assert status == 603 and transferred is None
+        assert "603" in record.result
+        # The model was told, and said so: a failed transfer is spoken about, not silent.
+        assert session.transcript[-1].text.endswith("Billing is busy, can I help instead?")
+        assert not session.call.end_reason or session.call.end_reason != "transferred"

@@ -20,7 +20,9 @@ import pytest
 
 from siphon.events import TransferRequested
 from siphon.io.call import CallFailed, SipCall, TransferResult
-from tests.conftest import SIPP_DIR, free_port, require_sipp
+from tests.conftest import SIPP_DIR
+from tests.integration.sipp_async import start_sipp as _sipp
+from tests.integration.sipp_async import wait_sipp as _wait
 from tests.io.helpers import client_agent, running_server
 
 pytestmark = pytest.mark.sipp
@@ -38,53 +40,6 @@ def _transferor(
         # Returning hangs up (BYE): after a transfer the agent leaves the call.
 
     return handle
-
-
-async def _sipp(
-    tmp_path: Path, *args: str, timeout: float = 20
-) -> tuple[asyncio.subprocess.Process, int]:
-    """Start SIPp (``-m 1``) on a free port of its own; stdout/stderr into ``tmp_path``."""
-    port = free_port()
-    log = (tmp_path / f"sipp-{port}.log").open("w")
-    proc = await asyncio.create_subprocess_exec(
-        require_sipp(),
-        *args,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-mp",
-        str(free_port(pair=True)),
-        "-m",
-        "1",
-        "-nostdin",
-        "-trace_err",
-        "-error_file",
-        str(tmp_path / f"sipp-{port}-errors.log"),
-        "-timeout",
-        f"{int(timeout)}s",
-        "-timeout_error",
-        stdout=log,
-        stderr=log,
-        cwd=tmp_path,
-    )
-    log.close()
-    return proc, port
-
-
-async def _wait(
-    proc: asyncio.subprocess.Process, port: int, tmp_path: Path, timeout: float = 25
-) -> None:
-    try:
-        code = await asyncio.wait_for(proc.wait(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    errors = tmp_path / f"sipp-{port}-errors.log"
-    detail = errors.read_text(errors="replace")[-3000:] if errors.exists() else ""
-    detail += (tmp_path / f"sipp-{port}.log").read_text(errors="replace")[-2000:]
-    assert code == 0, f"SIPp failed ({code}):\n{detail}"
 
 
 # -- SIPp is the transferee ---------------------------------------------------------------------

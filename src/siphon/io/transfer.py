@@ -7,6 +7,9 @@ its implicit subscription. Each NOTIFY carries a ``message/sipfrag`` status line
 Transferee (``IncomingRefer``): we accepted a REFER (202) and owe the referrer
 NOTIFYs until the new call's final status (``SipCall.notify_transfer``).
 
+Once a transfer is decided (or given up) its subscription is forgotten: a later
+NOTIFY gets 481, which tells the notifier to stop (RFC 6665 §4.1.3).
+
 The user agent owns the sockets and the tables; this module only decides.
 """
 

@@ -494,7 +494,10 @@ class UserAgent:
         if method == "NOTIFY":
             # RFC 6665 §4.1.3: only NOTIFYs of a subscription of ours (a REFER we sent).
             answer = answer_notify(request, transfer)
-            txn.reply(answer.status, answer.reason, headers=list(answer.headers))
+            headers = list(answer.headers)
+            if answer.status == 200:  # NOTIFY is a target refresh: Contact (RFC 6665 §4.4.1)
+                headers.append(("Contact", dialog.local_contact))
+            txn.reply(answer.status, answer.reason, headers=headers)
             return
         assert call is not None
         if method == "BYE":

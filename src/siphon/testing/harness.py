@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from siphon.app import ServerConfig, SipServer
-from siphon.io.call import SipCall
+from siphon.events import TransferRequested
+from siphon.io.call import CallFailed, SipCall
 from siphon.io.ports import RtpPortAllocator
 from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
@@ -177,7 +178,7 @@ class AgentHarness:
         target = f"sip:{user or self.agent.agent_name}@127.0.0.1:{self.port}"
         call = await self.caller_ua.call(target, from_user="caller", timeout=10)
         await asyncio.wait_for(self._capture._event(call.call_id).wait(), 5)
-        caller = SimulatedCaller(call, self._capture.sessions[call.call_id])
+        caller = SimulatedCaller(call, self._capture.sessions[call.call_id], ua=self.caller_ua)
         caller.start()
         try:
             yield caller
@@ -188,9 +189,17 @@ class AgentHarness:
 class SimulatedCaller:
     """The far end of one call: speaks scripted audio and listens to the agent."""
 
-    def __init__(self, call: SipCall, session: AgentSession) -> None:
+    def __init__(
+        self, call: SipCall, session: AgentSession, *, ua: UserAgent | None = None
+    ) -> None:
         self.call = call
         self.session = session
+        self._ua = ua
+        # A cold transfer (REFER) is followed like a phone would: call the target and
+        # report the outcome to the agent; the new call is kept here.
+        self.transfers: list[tuple[str, int, str]] = []  # (target, status, reason)
+        self.transferred_call: SipCall | None = None
+        self._events_task: asyncio.Task[None] | None = None
         self.heard: list[HeardPacket] = []
         self.said: list[SentSpeech] = []
         self._changed = asyncio.Event()
@@ -203,6 +212,22 @@ class SimulatedCaller:
         self._codec = codec_for(negotiated.codec.name, negotiated.codec.clock_rate)
         self.call.media.tap = self._on_packet
         self.call.on_ended(self._on_ended)
+        self._events_task = asyncio.create_task(
+            self._follow_events(), name=f"caller-events:{self.call.call_id}"
+        )
+
+    async def _follow_events(self) -> None:
+        async for event in self.call.iter_events():
+            if isinstance(event, TransferRequested) and self._ua is not None:
+                try:
+                    new_call = await self._ua.call(event.target, from_user="caller", timeout=10)
+                except CallFailed as exc:
+                    self.transfers.append((event.target, exc.status, exc.reason))
+                    await self.call.notify_transfer(exc.status, exc.reason)
+                else:
+                    self.transferred_call = new_call
+                    self.transfers.append((event.target, 200, "OK"))
+                    await self.call.notify_transfer(200, "OK")
 
     def _on_ended(self) -> None:
         self._ended_at = time.monotonic()
@@ -321,6 +346,12 @@ class SimulatedCaller:
     async def close(self) -> None:
         if not self.call.ended:
             await self.call.hangup("harness done")
+        if self.transferred_call is not None and not self.transferred_call.ended:
+            await self.transferred_call.hangup("harness done")
+        if self._events_task is not None:
+            self._events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._events_task
         # The agent's session finishes (on_exit...) shortly after the BYE.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):

@@ -194,6 +194,7 @@ class AgentSession:
         self.finished = asyncio.Event()  # set once on_exit has run and the call is over
         self.errors = 0  # utterances a provider failure cut short
         self.stt_restarts = 0
+        self._late_turns: list[Turn] = []  # ended as the call ended: hooks run in _finish
         self.user_speaking = False
         self.started_at = 0.0
         self.last_activity = 0.0
@@ -255,6 +256,8 @@ class AgentSession:
                 await self._stt_stream.aclose()
             except Exception:
                 log.exception("call %s: closing the STT stream failed", self.call_id)
+        for turn in self._late_turns:
+            await self._agent_turn_hook(turn)
         try:
             async with asyncio.timeout(EXIT_HOOK_TIMEOUT):
                 await self.hooks.on_exit(self)
@@ -541,10 +544,16 @@ class AgentSession:
             text,
             " [interrupted]" if speech.interrupted else "",
         )
-        if self._group is not None:
-            self._group.create_task(
-                self._agent_turn_hook(turn), name=f"agent-turn:{self.call_id}:{speech.turn_id}"
-            )
+        # on_agent_turn runs in its own task; once the call is over (the group is
+        # shutting down) it runs in _finish, before on_exit, so no turn is missed.
+        coro = self._agent_turn_hook(turn)
+        try:
+            if self._group is None:
+                raise RuntimeError("session over")
+            self._group.create_task(coro, name=f"agent-turn:{self.call_id}:{speech.turn_id}")
+        except RuntimeError:
+            coro.close()
+            self._late_turns.append(turn)
 
     async def _agent_turn_hook(self, turn: Turn) -> None:
         try:

@@ -3,6 +3,27 @@
 
 from __future__ import annotations
 
+from siphon.plugins.local.llm import (
+    Intent,
+    RulesLLM,
+    RulesReply,
+    extract,
+    extract_day,
+    extract_time,
+    normalize,
+)
+from siphon.plugins.local.stt import STT
 from siphon.plugins.local.vad import SileroVAD, WebRtcVAD
 
-__all__ = ["SileroVAD", "WebRtcVAD"]
+__all__ = [
+    "STT",
+    "Intent",
+    "RulesLLM",
+    "RulesReply",
+    "SileroVAD",
+    "WebRtcVAD",
+    "extract",
+    "extract_day",
+    "extract_time",
+    "normalize",
+]
