@@ -16,6 +16,7 @@ real call on loopback (``AgentHarness``) with a simulated caller.
 from __future__ import annotations
 
 from siphon.testing.audio import dbfs, frames, silence, speech_like, tone
+from siphon.testing.caller import HeardPacket, HeardSpeech, SentSpeech, SimulatedCaller
 from siphon.testing.fakes import (
     FakeLLM,
     FakeLLMCall,
@@ -28,7 +29,7 @@ from siphon.testing.fakes import (
     FakeVAD,
     FakeVADStream,
 )
-from siphon.testing.harness import AgentHarness, HeardPacket, SentSpeech, SimulatedCaller
+from siphon.testing.harness import AgentHarness
 
 __all__ = [
     "AgentHarness",
@@ -43,6 +44,7 @@ __all__ = [
     "FakeVAD",
     "FakeVADStream",
     "HeardPacket",
+    "HeardSpeech",
     "SentSpeech",
     "SimulatedCaller",
     "dbfs",
