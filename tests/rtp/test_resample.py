@@ -14,7 +14,7 @@ from siphon.rtp.resample import (
     measure_delay,
 )
 
-WIDE_RATES = (16000, 24000, 48000)
+WIDE_RATES = (16000, 22050, 24000, 48000)  # 22050: Piper and espeak-ng
 
 
 def _sine(
@@ -121,7 +121,8 @@ def test_delay_ms_matches_measurement_and_is_ordered() -> None:
 
 @pytest.mark.parametrize("quality", ["QQ", "LQ", "HQ"])
 @pytest.mark.parametrize(
-    ("in_rate", "out_rate"), [(8000, 16000), (16000, 8000), (8000, 48000), (24000, 8000)]
+    ("in_rate", "out_rate"),
+    [(8000, 16000), (16000, 8000), (8000, 48000), (24000, 8000), (22050, 8000), (8000, 22050)],
 )
 def test_impulse_comes_out_where_it_went_in(quality: str, in_rate: int, out_rate: int) -> None:
     # An impulse 0.5 s into the input peaks 0.5 s into the output: the hold-back
@@ -162,7 +163,7 @@ def test_process_accepts_empty_and_non_contiguous_input() -> None:
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("rate", [8000, 16000, 24000, 48000])
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 48000])
 def test_passthrough_is_identity(rate: int) -> None:
     r = Resampler(rate, rate, "HQ")
     pcm = _sine(440.0, rate, 0.02)
@@ -208,3 +209,14 @@ def test_documented_trade_off_qq_aliases_lq_filters() -> None:
         levels[quality] = np.sqrt(np.mean(out.astype(np.float64) ** 2)) / (10000 / np.sqrt(2))
     assert levels["QQ"] > 0.9
     assert levels["LQ"] < 0.001
+
+
+def test_synthesis_rate_22050_documented_delays() -> None:
+    # The module docstring's 22.05 kHz column, pinned: QQ holds back (almost)
+    # nothing, so Piper/espeak-ng audio reaches the 8 kHz playout as it is made.
+    assert measure_delay(22050, 8000, "QQ") == (20.0, 0.0)
+    assert measure_delay(8000, 22050, "QQ")[1] < 1.0
+    assert measure_delay(22050, 8000, "LQ")[1] == pytest.approx(43.4, abs=0.1)
+    r = Resampler(22050, 8000)
+    out = np.concatenate([_stream(r, _sine(1000.0, 22050, 1.0), 441), r.flush()])
+    assert abs(len(out) - 8000) <= 1

@@ -2,7 +2,8 @@
 
 ``Resampler`` wraps ``soxr.ResampleStream`` (mono, int16 in and out) for one
 direction of one call: 8 kHz G.711 audio up to 16/24/48 kHz for speech
-recognition, and 16/24/48 kHz synthesised speech down to 8 kHz.
+recognition, and 16/22.05/24/48 kHz synthesised speech down to 8 kHz (22.05 kHz
+is the rate of Piper's medium voices and of espeak-ng).
 
 Timing. soxr keeps its output stream aligned with its input (output sample
 ``m`` is input time ``m / out_rate``; an impulse comes out where it went in), but
@@ -23,12 +24,12 @@ numpy copy of the same chunks:
     HQ               120 ms / 115.0 ms / 137 µs           120 ms / 115.0 ms / 128 µs
     VHQ              120 ms / 111.2 ms / 144 µs           120 ms / 111.2 ms / 133 µs
 
-    delay, other pairs    8k->24k  24k->8k  8k->48k  48k->8k
-    QQ                     0.2 ms   0.0 ms   0.2 ms   0.0 ms
-    LQ                    40.0     40.0     57.3     40.0
-    MQ                    75.3     75.2     91.7     75.0
-    HQ                    73.2     73.1    175.0    157.2
-    VHQ                  152.5    152.5    170.0    153.2
+    delay, other pairs    8k->24k  24k->8k  8k->48k  48k->8k  8k->22.05k  22.05k->8k
+    QQ                     0.2 ms   0.0 ms   0.2 ms   0.0 ms     0.2 ms      0.0 ms
+    LQ                    40.0     40.0     57.3     40.0        2.6        43.4
+    MQ                    75.3     75.2     91.7     75.0      117.3        82.2
+    HQ                    73.2     73.1    175.0    157.2      115.5        80.4
+    VHQ                  152.5    152.5    170.0    153.2      111.1       168.4
 
 Cost barely depends on quality at this chunk size (~2.5 µs a call, mostly call
 overhead; QQ upsampling grows with the output rate, 263 µs/s to 48 kHz), so the
@@ -71,7 +72,7 @@ from siphon.errors import ConfigError
 
 Int16Array = npt.NDArray[np.int16]
 
-SUPPORTED_RATES: Final = frozenset({8000, 16000, 24000, 48000})
+SUPPORTED_RATES: Final = frozenset({8000, 16000, 22050, 24000, 48000})
 QUALITIES: Final = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 DEFAULT_QUALITY: Final = "QQ"
 # Chunk length ``delay_ms`` assumes (one RTP packet at the usual ptime).

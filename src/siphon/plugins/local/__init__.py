@@ -13,10 +13,12 @@ from siphon.plugins.local.llm import (
     normalize,
 )
 from siphon.plugins.local.stt import STT
+from siphon.plugins.local.tts import TTS
 from siphon.plugins.local.vad import SileroVAD, WebRtcVAD
 
 __all__ = [
     "STT",
+    "TTS",
     "Intent",
     "RulesLLM",
     "RulesReply",

@@ -3,9 +3,9 @@
 ``STT(phrases)`` builds a small trigram language model from the sentences the
 agent expects callers to say, so recognition is constrained to that vocabulary;
 ``STT()`` uses the 72k-word US English model the pocketsphinx wheel ships.
-Constrained is the mode to use on the phone: the general model gets roughly
-half the words of 8 kHz speech right, a phrase model nearly all of them (see
-below). Words outside the phrases come out as the nearest in-vocabulary words.
+Constrained is the mode to use on the phone: the general model gets about 60%
+of the words of telephone speech right, a phrase model all of them in our tests
+(see below). Words outside the phrases come out as the nearest phrase words.
 
     stt = STT([
         "i would like to book an appointment",
@@ -17,43 +17,49 @@ Phrases are lower-cased and stripped of punctuation; write numbers as words
 ("ten thirty", not "10:30"). Words missing from the pronunciation dictionary are
 left out of the model, with one warning naming them.
 
-How it runs: the acoustic model, dictionary and language model are loaded once
-per process and configuration and shared. Each stream borrows a ``Decoder``
-from a pool (a decoder cannot share its search with another; pocketsphinx
-memory-maps the acoustic model's senones, so those pages are shared), and gives
-it back on ``aclose`` with the cepstral mean reset, so a decoder carries nothing
-from one call to the next.
+How it runs: the configuration, pruned dictionary and language model are
+built once per process and configuration; the ``NGramModel`` is shared by all
+decoders (the general one is 33 MB). pocketsphinx 5 has no way to share the
+rest of a ``Decoder`` (acoustic model, dictionary, search) between decoders,
+except that it memory-maps the senone tables, so those pages are shared. Each
+stream borrows a decoder from a pool on its first audio and gives it back on
+``aclose`` with the cepstral mean reset, so nothing carries from one call to the
+next and decoders are created only when more calls talk at once than before.
 
 The binding holds the GIL for the whole of every pocketsphinx call
-(``_pocketsphinx.pyx`` has no ``nogil``): threads give no parallelism, and a
-long call freezes the event loop whatever thread makes it. So all decoding runs
-on one shared worker thread (which also serialises use of the shared language
-model), audio is handed over once per ``BATCH_SECONDS`` of speech, and the
+(``_pocketsphinx.pyx`` has no ``nogil``): threads give no parallelism (two
+threads decoding two streams took as long as one thread doing both), and a long
+call freezes the event loop whatever thread makes it. So all decoding runs on
+one shared worker thread (which also serialises use of the shared language
+models), audio is handed over once per ``BATCH_SECONDS`` of speech, and the
 worker feeds the decoder ``SLICE_SECONDS`` at a time so the loop gets the GIL
-back between slices. The second decoding pass (``fwdflat``) is off: it made the
-end of an utterance hold the GIL for 90 ms (phrases) to 320 ms (general model)
-and changed no word of the test sentences.
+back between calls. The second decoding pass (``fwdflat``) is off: it held the
+GIL for 90 ms (phrases) to 320 ms (general model) at the end of an utterance
+and changed no word of the test sentences. ``bestpath`` stays on: it costs
+~1 ms with phrases and gives the word posteriors used as the confidence.
 
-Measured here (AMD EPYC, 2 cores, CPython 3.11, pocketsphinx 5.1.1; the tests'
-Piper sentences; "phrases" is a 20-sentence, 61-word model):
+Measured here (AMD EPYC, 2 cores, CPython 3.11, pocketsphinx 5.1.1, the tests'
+Piper sentences; "phrases" are the tests' 20 sentences, 56 words):
 
-    start-up, phrases       ~0.16 s: dictionary scan 0.10 s, LM build 2 ms, first decoder 10 ms
-    start-up, general model ~0.35 s: shared LM 0.04 s (33 MB), first decoder 0.3 s
-    memory, process         +33 MB for pocketsphinx and the first phrase decoder
-                            +115 MB for the general model and its first decoder
-    memory, per stream      ~3 MB with phrases (50 decoders: +150 MB PSS)
-                            ~58 MB with the general model (its 152k-channel search tree)
-    CPU per audio second    0.03 s with phrases, 0.14 s with the general model
-    flush() -> FINAL        ~3 ms (2 s utterance, phrases, idle worker);
-                            ~40-80 ms with the general model (the lattice pass)
-    event-loop stall        <= ~10 ms with phrases; the general model's final
-                            pass holds the GIL 15-50 ms per utterance, and creating
-                            one of its decoders 0.3 s (the pool makes that rare)
-    accuracy, test fixtures 100% of words with phrases, at 16 kHz and through
-                            8 kHz G.711; ~60-90% with the general model
+    start-up, phrases        0.05-0.1 s: dictionary scan 0.04-0.1 s, LM build 2 ms,
+                             first decoder 10 ms
+    start-up, general        0.26-0.48 s: its LM 0.04 s, first decoder 0.25 s
+    memory, per process      +9 MB with phrases (library, LM, first decoder);
+                             +91 MB with the general model (its LM alone is 33 MB)
+    memory, per stream       3 MB with phrases (PSS; 50 streams: +150 MB);
+                             56 MB with the general model (a 152k-channel search tree)
+    CPU per audio second     0.03 s with phrases, 0.11 s with the general model
+    flush() -> FINAL         1-6 ms for a 2 s utterance with phrases, ~30 ms general
+    event-loop lag           max 7-13 ms with three streams decoding at once (5 ms of it
+                             is the GIL's switch interval). General model: calls up to
+                             20 ms, and a new decoder (only when the pool is empty)
+                             holds the GIL for 0.1-0.15 s, twice
+    word accuracy            phrases: 100% on the four test sentences, at 16 kHz and
+                             through 8 kHz G.711. General: 86-100% at 16 kHz, 0-100%
+                             (61% mean) through G.711
 
-So one process decodes about 30 talking callers per core with phrases, but it
-shares that core (the GIL) with the SIP/RTP loop: for more, run more processes.
+So one process decodes some 30 talking callers per core with phrases, sharing
+that core (the GIL) with its SIP/RTP loop: beyond that, run more processes.
 """
 
 from __future__ import annotations
@@ -194,8 +200,13 @@ class _Model:
         }
         first = self._new_decoder()
         self._cmn = first.get_cmn()  # the model's initial cepstral mean, restored on release
-        self._lm = ps.NGramModel(first.config, first.logmath, lm_path)
-        self._attach(first)
+        try:
+            self._lm = ps.NGramModel(first.config, first.logmath, lm_path)
+            self._attach(first)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(
+                f"pocketsphinx could not load the language model {lm_path!r}: {exc}"
+            ) from exc
         self._idle.append(first)
 
     def _write(self, name: str, text: str) -> str:
@@ -318,6 +329,7 @@ class STT:
         self.sample_rate = sample_rate
         self.language = language
         self.partial_interval = partial_interval
+        self._warned_language = False
         key = _Key(model, dictionary, lm, tuple(p.strip() for p in phrases), sample_rate)
         self._model = _load_model(key)
 
@@ -326,8 +338,13 @@ class STT:
         return f"STT(pocketsphinx, {what}, {self.language})"
 
     def stream(self, *, language: str | None = None) -> _Stream:
-        # One model, one language: a different request is reported, not obeyed.
-        if language and language.split("-")[0].lower() != self.language.split("-")[0].lower():
+        # One model, one language: a different request is reported (once), not obeyed.
+        if (
+            language
+            and language.split("-")[0].lower() != self.language.split("-")[0].lower()
+            and not self._warned_language
+        ):
+            self._warned_language = True
             log.warning("pocketsphinx model is %s; %s was asked for", self.language, language)
         return _Stream(self._model, self.language, self.partial_interval)
 
@@ -376,7 +393,7 @@ class _Stream:
     def push(self, pcm: PcmArray) -> None:
         if self._closed or not len(pcm):
             return
-        self._todo.append(np.asarray(pcm, dtype=np.int16))
+        self._todo.append(np.array(pcm, dtype=np.int16))  # a copy: callers reuse buffers
         self._todo_samples += len(pcm)
         self._open = True
         if self._todo_samples >= self._batch:
