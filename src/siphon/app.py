@@ -192,6 +192,26 @@ class SipServer:
         if self._group is None:
             self.ua.reject(call, 503, headers=[("Retry-After", "5")])
             return
+        accepts = getattr(self.handler, "accepts_user", None)
+        if accepts is not None and not accepts(call.called_user):
+            # Routing by the Request-URI user (RFC 3261 §8.2.2.1: 404 for a user we do not
+            # serve); the Warning says what is served, for whoever dialled by mistake.
+            served = getattr(self.handler, "agent_name", "?")
+            log.info(
+                "call %s: no agent %r here (serving %r): 404",
+                call.call_id,
+                call.called_user,
+                served,
+            )
+            self.ua.reject(
+                call,
+                404,
+                "Not Found",
+                headers=[
+                    ("Warning", f'399 siphon "no agent {call.called_user!r}; serving {served!r}"')
+                ],
+            )
+            return
         self.calls.add(call)
         self._group.create_task(self._run_call(call), name=f"call:{call.call_id}")
 

@@ -163,6 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("file", help="Python file defining an Agent (or App)")
         p.add_argument("--app", help="name of the handler object when the file has several")
         _add_server_options(p)
+    c = sub.add_parser(
+        "call",
+        help="call an agent as a simulated caller (offline voice and recognition)",
+        description="Dial URI, speak each --say line with the offline TTS, transcribe the "
+        "agent's answers with the offline STT, and hang up after the last answer.",
+    )
+    c.add_argument("uri", help="e.g. sip:receptionist@127.0.0.1:5070")
+    c.add_argument("--say", action="append", default=[], help="a line to speak (repeatable)")
+    c.add_argument(
+        "--wait-greeting", action="store_true", help="let the agent greet first (transcribed)"
+    )
+    c.add_argument("--record", type=Path, default=None, help="stereo WAV of the call")
+    c.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+    c.add_argument("--timeout", type=float, default=120.0, help="give up after this long")
+    c.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        help="a sentence the agent may say (repeatable): sharpens recognition of its answers",
+    )
+    c.add_argument("--voice", choices=("piper", "espeak"), default="piper")
+    c.add_argument("--log-level", default="warning")
     return parser
 
 
@@ -227,6 +249,10 @@ def run_handler(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "call":
+        from siphon.caller_cli import run_call
+
+        return run_call(args)
     production = args.command == "start"
     _setup_logging(args.log_level, json_logs=production)
     try:

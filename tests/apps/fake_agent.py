@@ -7,7 +7,7 @@ from siphon.testing import FakeLLM, FakeSTT, FakeTTS
 agent = Agent(
     agent_name="fake",
     llm=FakeLLM(default_reply="Okay."),
-    stt=FakeSTT(),
+    stt=FakeSTT(default_transcript="hello"),
     tts=FakeTTS(),
     greeting_instructions="Greet the caller.",
     silence_timeout=None,

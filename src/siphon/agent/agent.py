@@ -52,6 +52,9 @@ class Agent:
     speech longer than ``min_interruption_duration`` cuts the agent off unless
     ``allow_interruptions`` is False.
 
+    The agent answers INVITEs for ``sip:<agent_name>@...`` and for the users in
+    ``sip_users`` (e.g. the numbers a trunk sends; "*" for any); others get 404.
+
     ``silence_timeout`` seconds with nobody speaking: the agent says
     ``silence_prompt``; as long again: it hangs up. ``max_call_duration`` ends any
     call (after ``goodbye_message``). Either may be None to disable it.
@@ -84,6 +87,7 @@ class Agent:
         max_call_duration: float | None = 3600.0,
         goodbye_message: str | None = "Thank you for calling. Goodbye.",
         turn_detection: Callable[[], EndpointingStrategy] | None = None,
+        sip_users: Sequence[str] = (),
         auth: dict[str, str] | None = None,
         realm: str = "siphon",
         on_enter: Callable[..., Any] | None = None,
@@ -137,6 +141,7 @@ class Agent:
         self.max_call_duration = max_call_duration
         self.goodbye_message = goodbye_message
         self.turn_detection = turn_detection
+        self.sip_users = tuple(sip_users)
         self.auth = auth
         self.realm = realm
         self.sessions: set[AgentSession] = set()
@@ -150,6 +155,20 @@ class Agent:
                 if not callable(fn):
                     raise TypeError(f"{hook}={fn!r} is not callable")
                 self._hook_overrides[hook] = fn
+
+    def accepts_user(self, user: str | None) -> bool:
+        """Whether an INVITE for ``sip:user@...`` is for this agent.
+
+        The agent answers its own name (case, spaces, dashes and underscores
+        ignored) and the ``sip_users`` given (numbers a trunk sends, aliases; "*"
+        for anything); an INVITE without a user part too. Others get 404.
+        """
+        if not user or "*" in self.sip_users:
+            return True
+        wanted = _user_key(user)
+        return wanted == _user_key(self.agent_name) or wanted in {
+            _user_key(alias) for alias in self.sip_users
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.agent_name!r}>"
@@ -296,6 +315,10 @@ class _Hooks:
 
     async def on_agent_turn(self, session: AgentSession, turn: Turn) -> None:
         await self._call("on_agent_turn", session, turn)
+
+
+def _user_key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch not in " -_.")
 
 
 def _tool_context(session: AgentSession, tool_call_id: str) -> RunContext:
