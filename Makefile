@@ -41,8 +41,8 @@ unit: venv
 test: venv debs lint typecheck
 	$(BIN)/pytest -q -ra
 
-# Until the voice issues land, the demo answers one real SIPp call with examples/answer.py.
-demo: venv debs
+# A real SIP call to examples/receptionist.py by the simulated caller, offline (no keys).
+demo: venv
 	$(BIN)/python scripts/demo_call.py
 
 bench: venv debs

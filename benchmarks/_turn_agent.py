@@ -17,7 +17,11 @@ What it measures, all on the monotonic clock the other processes share:
   as JSON lines to ``--metrics`` by a background thread once a second (and at exit);
 - the loop lag: a task sleeps 10 ms over and over and notes how late it woke;
 - the media clock: a listener on the process-wide clock notes each tick's lateness
-  behind its absolute deadline; the clock's own counters are sampled every 0.5 s.
+  behind its absolute deadline; the clock's own counters are sampled every 0.5 s;
+- garbage collections: when, which generation, and how long the loop stood still.
+
+``--first-frame tick`` makes every call (``ab``: every other call) send an answer's
+first frame on the next media tick instead of at once.
 
 On SIGINT/SIGTERM the server drains, and the lag, tick and counter samples go to
 ``--stats`` as one JSON object. "ready <port>" on stdout says it is serving.
@@ -27,13 +31,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siphon.agent import Agent
 from siphon.app import ServerConfig, SipServer
@@ -42,6 +47,9 @@ from siphon.io.media_clock import MediaClock
 from siphon.testing import FakeLLM, FakeSTT, FakeTTS
 from siphon.voice.session import AgentSession
 from siphon.voice.transcript import Turn
+
+if TYPE_CHECKING:
+    from siphon.io.call import SipCall
 
 LAG_INTERVAL = 0.010  # the loop-lag probe's sleep
 SAMPLE_INTERVAL = 0.5  # media clock counters
@@ -75,16 +83,48 @@ class MetricsFile:
             self._write(lines)
 
 
+def first_frame_mode(setting: str, from_uri: str) -> str:
+    """ "lead" (the first frame of an answer goes out at once) or "tick" (on the next tick).
+
+    ``ab`` alternates by the caller's number (``sip:caller7@...``), so that both run
+    side by side in one trial, on the same clocks; ``_turn_callers.py`` applies the
+    same rule.
+    """
+    if setting != "ab":
+        return setting
+    digits = "".join(ch for ch in from_uri.split("@")[0] if ch.isdigit())
+    return "tick" if digits and int(digits) % 2 else "lead"
+
+
 class BenchAgent(Agent):
     """The agent under test; its hooks record each reply's metrics and each call's totals."""
 
-    def __init__(self, metrics: MetricsFile, clock: MediaClock | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        metrics: MetricsFile,
+        clock: MediaClock | None = None,
+        first_frame: str = "lead",
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.metrics_file = metrics
+        self.first_frame = first_frame
+        self.modes: dict[str, str] = {}  # call id -> first-frame mode
         self.clock = clock  # set once the server exists: for the tick phase of decisions
         self.calls_ended = 0
         self.provider_errors = 0
         self.turns_per_call: list[int] = []
+
+    def create_session(self, call: SipCall) -> AgentSession:
+        mode = self.modes[call.call_id] = first_frame_mode(self.first_frame, call.from_uri)
+        if mode == "tick":
+            # What RtpSession did before it learnt to send an answer's first frame at
+            # once: no early send, so the frame waits for the next 20 ms tick.
+            playout = call.media.playout
+            if not hasattr(playout, "on_start"):
+                raise SystemExit("--first-frame tick: this siphon has no PlayoutQueue.on_start")
+            playout.on_start = None
+        return super().create_session(call)
 
     async def on_agent_turn(self, session: AgentSession, turn: Turn) -> None:
         m = turn.metrics
@@ -106,6 +146,7 @@ class BenchAgent(Agent):
             "endpointing_ms": m.endpointing_ms,
             "interrupted": m.interrupted,
             "live_calls": len(self.sessions),
+            "mode": self.modes.get(session.call_id, self.first_frame),
         }
         clock = self.clock
         if clock is not None and m.endpoint_at is not None:
@@ -118,6 +159,7 @@ class BenchAgent(Agent):
         self.calls_ended += 1
         self.provider_errors += session.errors
         self.turns_per_call.append(len(session.metrics))
+        self.modes.pop(session.call_id, None)
 
 
 class TickProbe:
@@ -131,6 +173,21 @@ class TickProbe:
         # After a skip the tick number jumped: the lateness is then measured against the
         # new deadline (the skipped ticks are counted by the clock itself).
         self.samples.append((now, now - (self.clock._start + tick * self.clock.interval)))
+
+
+class GcProbe:
+    """Garbage collections: (time.monotonic() at the start, generation, pause in s)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int, float]] = []
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._began
+            self.samples.append((time.monotonic(), info["generation"], pause))
 
 
 async def lag_probe(samples: list[tuple[float, float]]) -> None:
@@ -178,6 +235,7 @@ def build_agent(args: argparse.Namespace, metrics: MetricsFile) -> BenchAgent:
         system_instructions="You are a benchmark agent.",
         greeting_instructions="Greet the caller.",
         silence_timeout=None,
+        first_frame=args.first_frame,
     )
 
 
@@ -208,6 +266,8 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     def ready(s: SipServer) -> None:
         print(f"ready {s.sip_port}", flush=True)
 
+    collections = GcProbe()
+    gc.callbacks.append(collections)
     async with asyncio.TaskGroup() as group:
         clock.add(probe)  # from now on the clock ticks, calls or not: one fixed grid
         tasks = [
@@ -221,6 +281,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
             for task in tasks:
                 task.cancel()
             clock.remove(probe)
+            gc.callbacks.remove(collections)
     metrics.flush_now()
     stt = agent.stt
     assert isinstance(stt, FakeSTT)
@@ -229,6 +290,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         "lag": lag,
         "ticks": probe.samples,
         "clock": counters,
+        "gc": collections.samples,
         "clock_errors": clock.errors,
         "calls_ended": agent.calls_ended,
         "provider_errors": agent.provider_errors,
@@ -254,17 +316,31 @@ def main() -> int:
     parser.add_argument("--transcript", default="I have a question about my order.")
     parser.add_argument("--vad", choices=("webrtc", "fake"), default="webrtc")
     parser.add_argument(
+        "--first-frame",
+        choices=("lead", "tick", "ab"),
+        default="lead",
+        help="an answer's first frame: at once (lead), on the next tick, or half and half",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="uvloop when installed (as the CLI); asyncio's own loop has a sub-ms clock",
+    )
+    parser.add_argument(
         "--log-level", default="info", help="JSON logs to stderr at this level (as siphon start)"
     )
     args = parser.parse_args()
     _setup_logging(args.log_level, json_logs=True)
     tune_gc()
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
+    run = asyncio.run
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            pass
+        else:
+            run = uvloop.run
     stats = run(serve(args))
     args.stats.write_text(json.dumps(stats))
     sys.stdout.flush()

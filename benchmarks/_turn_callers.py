@@ -19,7 +19,9 @@ measurement window opens for ``--duration`` seconds. Events go to stdout as JSON
 lines as they happen (``window_start``, ``window_end``, with ``time.monotonic()``,
 the clock the agent's metrics use too), so the parent can sample the agent's CPU
 at the window's edges. After the window each caller finishes the turn it is in
-and hangs up; a ``result`` line ends the output.
+and hangs up; a ``result`` line ends the output, with every answer's first audible
+packet (arrival time) and the moment the caller's jitter buffer played its first
+audible frame (what the caller hears), and the jitter buffers' counters.
 """
 
 from __future__ import annotations
@@ -32,19 +34,24 @@ import os
 import random
 import sys
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from _turn_agent import first_frame_mode  # the agent's rule (this script's folder)
 
 from siphon.io.call import CallFailed, SipCall
+from siphon.io.playout import PcmFrame
 from siphon.io.ports import RtpPortAllocator
+from siphon.io.rtp_session import RtpSession
 from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.rtp.codecs import codec_for
+from siphon.rtp.jitter import JitterStats
 from siphon.testing import speech_like
 
+AUDIBLE_PEAK = 256  # a decoded frame with a louder sample is the agent speaking
 ANSWER_TIMEOUT = 10.0  # seconds a caller waits for the agent to start answering
 GREETING_TIMEOUT = 15.0
 VOICES = 8  # distinct speech_like signals shared by the callers
@@ -63,20 +70,63 @@ class Totals:
     unanswered: int = 0  # no answer within ANSWER_TIMEOUT
     no_greeting: int = 0
     dropped: int = 0  # calls that ended before the caller hung up
+    # The callers' jitter buffers, per first-frame mode: frames played, lost, skipped...
+    jitter: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class EarSession(RtpSession):
+    """A caller's RTP session that reports each frame its jitter buffer plays out.
+
+    That is when the caller would *hear* the agent: packets are played by RTP
+    timestamp, one frame per tick of this process's media clock, not on arrival.
+    """
+
+    on_frame: Callable[[PcmFrame, float], None] | None = None
+
+    def on_tick(self, tick: int, now: float) -> None:
+        inbound = self._inbound
+        before = inbound[-1] if inbound else None
+        super().on_tick(tick, now)
+        if self.on_frame is not None and inbound and inbound[-1] is not before:
+            self.on_frame(inbound[-1], time.monotonic())
+
+    def jitter_stats(self) -> JitterStats | None:
+        return self._jitter.stats if self._jitter is not None else None
+
+
+class CallerAgent(UserAgent):
+    """Siphon's user agent, with ``EarSession`` media."""
+
+    def _new_media(self, call_id: str) -> RtpSession:
+        return EarSession(self.ports, self.clock, media_timeout=self.config.media_timeout)
+
+
+@dataclass
+class Answer:
+    call: str
+    mode: str
+    arrival: float  # time.monotonic(): the first audible packet of the answer arrived
+    played: float | None = None  # ... and its first audible frame left the jitter buffer
 
 
 class Listener:
     """Watches one call's incoming RTP: when did the agent last make a sound?"""
 
-    def __init__(self, call: SipCall) -> None:
+    def __init__(self, call: SipCall, mode: str) -> None:
         negotiated = call.negotiated
         assert negotiated is not None
         codec = codec_for(negotiated.codec.name, negotiated.codec.clock_rate)
         self._silence = codec.silence(160)
         self._payload_type = negotiated.codec.payload_type
+        self.call_id = call.call_id
+        self.mode = mode
         self.last_audible = 0.0  # time.monotonic() of the last audible packet
+        self.answers: list[Answer] = []
         self._waiter: asyncio.Future[float] | None = None
+        self._ear: Answer | None = None  # heard on the wire, not yet played out
         call.media.tap = self._on_packet
+        if isinstance(call.media, EarSession):
+            call.media.on_frame = self._on_frame
 
     def _on_packet(self, packet: bytes, arrival: float) -> None:
         if packet[1] & 0x7F != self._payload_type:
@@ -87,6 +137,14 @@ class Listener:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(arrival)
+            self._ear = Answer(self.call_id, self.mode, arrival)
+            self.answers.append(self._ear)
+
+    def _on_frame(self, pcm: PcmFrame, now: float) -> None:
+        answer = self._ear
+        if answer is not None and int(np.abs(pcm).max()) > AUDIBLE_PEAK:
+            answer.played = now
+            self._ear = None
 
     async def speech(self, timeout: float) -> float:
         """Wait for the next audible packet; its arrival time."""
@@ -128,9 +186,11 @@ async def converse(
     voices: list[np.ndarray[Any, Any]],
     stop: asyncio.Event,
     totals: Totals,
+    listeners: list[Listener],
 ) -> None:
     rng = random.Random(args.seed * 100_003 + index)
-    listener = Listener(call)
+    listener = Listener(call, first_frame_mode(args.first_frame, f"caller{index}"))
+    listeners.append(listener)
     try:
         try:
             await listener.speech(GREETING_TIMEOUT)
@@ -151,6 +211,12 @@ async def converse(
                 async with asyncio.timeout(rng.uniform(*args.pause)):
                     await stop.wait()
     finally:
+        if isinstance(call.media, EarSession):
+            stats = call.media.jitter_stats()
+            if stats is not None:
+                mode = totals.jitter.setdefault(listener.mode, {})
+                for key in ("played", "lost", "late", "concealed", "skipped", "resyncs"):
+                    mode[key] = mode.get(key, 0) + getattr(stats, key)
         if call.ended:
             totals.dropped += 1
         else:
@@ -160,7 +226,7 @@ async def converse(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     stack = SipStack(user_agent="siphon-turn-callers")
     await stack.listen("127.0.0.1", 0, ("udp",))
-    ua = UserAgent(
+    ua = CallerAgent(
         stack,
         ports=RtpPortAllocator(*args.rtp_ports),
         config=UaConfig(record=False, media_timeout=60.0),
@@ -171,6 +237,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     totals = Totals()
     failures: dict[str, int] = {}
     conversations: list[asyncio.Task[None]] = []
+    listeners: list[Listener] = []
 
     async def place(index: int) -> None:
         try:
@@ -181,7 +248,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return
         totals.up += 1
         conversations.append(
-            asyncio.create_task(converse(call, index, args, voices, stop, totals), name=f"c{index}")
+            asyncio.create_task(
+                converse(call, index, args, voices, stop, totals, listeners), name=f"c{index}"
+            )
         )
 
     cpu0 = os.times()
@@ -223,6 +292,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "clock_late_max_before_ms": 1000.0 * lateness0,
             "clock_skipped": clock.skipped_ticks,
             "total_cpu_s": (window_end.user + window_end.system) - (cpu0.user + cpu0.system),
+            "jitter": totals.jitter,
+            "answers": [
+                [a.call, a.mode, a.arrival, a.played] for lst in listeners for a in lst.answers
+            ],
         }
     finally:
         stop.set()
@@ -253,6 +326,7 @@ def main() -> int:
     parser.add_argument("--quiet", type=float, default=0.3, help="silence that ends an answer")
     parser.add_argument("--rtp-ports", type=_port_range, default=(31600, 32200))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--first-frame", choices=("lead", "tick", "ab"), default="lead")
     args = parser.parse_args()
     try:
         import uvloop  # type: ignore[import-not-found,unused-ignore]

@@ -142,6 +142,10 @@ class SipServer:
     async def serve(self, ready: Callable[[SipServer], None] | None = None) -> None:
         """Run until ``stop()``; every call task lives in this coroutine's TaskGroup."""
         cfg = self.config
+        prewarm = getattr(self.handler, "prewarm", None)
+        if prewarm is not None:
+            # Models load before the first call, not during its greeting.
+            await prewarm()
         if cfg.record:
             # Fixes the headers of recordings a killed process left behind (off the loop).
             await asyncio.to_thread(recording_writer)

@@ -18,7 +18,7 @@ EXIT_OK, EXIT_CALL_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 
 def run_call(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    console = Console(stderr=args.json, highlight=False)
+    console = Console(stderr=args.json, highlight=False, soft_wrap=True)
     if not args.say and not args.wait_greeting:
         print("siphon call: nothing to do: give --say LINE and/or --wait-greeting", file=sys.stderr)
         return EXIT_USAGE

@@ -175,9 +175,13 @@ async def test_an_utterance_starts_at_once_and_the_stream_falls_back_onto_the_cl
     async with pair() as (a, b):
         packets: list[tuple[float, int, int, bytes]] = []
 
+        markers: list[int] = []
+
         def tap(packet: bytes, arrival: float) -> None:
             seq, ts = struct.unpack("!HI", packet[2:8])
             packets.append((arrival, seq, ts, packet[12:]))
+            if packet[1] & 0x80:
+                markers.append(len(packets) - 1)
 
         b.tap = tap
         await asyncio.sleep(0.3)  # comfort silence on the clock
@@ -199,3 +203,6 @@ async def test_an_utterance_starts_at_once_and_the_stream_falls_back_onto_the_cl
         span = packets[-1][0] - packets[0][0]
         assert abs(span / (len(packets) - 1) - 0.020) < 0.002
         assert a.playout.played == 15
+        # Each utterance's first packet carries the marker bit (a talkspurt starts).
+        assert len(markers) == 3
+        assert all(packets[i][3] != packets[0][3] for i in markers)

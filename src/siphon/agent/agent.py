@@ -196,6 +196,13 @@ class Agent:
         finally:
             self.sessions.discard(session)
 
+    async def prewarm(self) -> None:
+        """Load the providers' models now (the server calls this before taking calls)."""
+        for provider in self._providers():
+            warm = getattr(provider, "prewarm", None)
+            if warm is not None:
+                await warm()
+
     def create_session(self, call: SipCall) -> AgentSession:
         llm, stt, tts, vad = self._providers()
         return AgentSession(
@@ -214,19 +221,33 @@ class Agent:
         )
 
     def _providers(self) -> tuple[LLM, STT, TTS, VAD]:
-        vad = self.vad
-        if vad is None:
-            from siphon.plugins.local.vad import WebRtcVAD
+        """The agent's providers; what it did not name comes from ``siphon.plugins.local``.
 
-            vad = self.vad = WebRtcVAD()
-        missing = [n for n in ("llm", "stt", "tts") if getattr(self, n) is None]
-        if missing:
-            raise ConfigError(
-                f"agent {self.agent_name!r} has no {', '.join(missing)}: pass providers, e.g. "
-                "Agent(llm=..., stt=..., tts=...) (fakes for tests: siphon.testing)"
-            )
-        assert self.llm is not None and self.stt is not None and self.tts is not None
-        return self.llm, self.stt, self.tts, vad
+        The offline defaults (pocketsphinx, Piper, the rules engine) need no key
+        and no network; they are chosen once, logged, and shared by all calls.
+        """
+        if self.vad is None or self.llm is None or self.stt is None or self.tts is None:
+            from siphon.plugins import local
+
+            if self.vad is None:
+                self.vad = local.WebRtcVAD()
+            defaults = []
+            if self.stt is None:
+                self.stt = local.STT()
+                defaults.append("STT: pocketsphinx (general model; pass phrases for accuracy)")
+            if self.tts is None:
+                self.tts = local.TTS()
+                defaults.append("TTS: Piper")
+            if self.llm is None:
+                self.llm = local.RulesLLM()
+                defaults.append("LLM: RulesLLM, a rules engine with no intents (not a model)")
+            if defaults:
+                log.warning(
+                    "agent %s: offline defaults for what it did not name: %s",
+                    self.agent_name,
+                    "; ".join(defaults),
+                )
+        return self.llm, self.stt, self.tts, self.vad
 
     # -- hooks (override in a subclass, or pass callables) -------------------------------------
     async def on_enter(self, session: AgentSession) -> None:

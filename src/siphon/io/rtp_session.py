@@ -379,7 +379,11 @@ class RtpSession(asyncio.DatagramProtocol):
         frame = self.playout.pop(time.monotonic())
         if frame is None:
             return
-        packet = build_rtp(self.payload_type, self._seq, self._ts, self.ssrc, codec.encode(frame))
+        # Marker: the first packet of a talkspurt (RFC 3551 §4.1), so an adaptive
+        # receiver may re-anchor its playout here and play the answer sooner.
+        packet = build_rtp(
+            self.payload_type, self._seq, self._ts, self.ssrc, codec.encode(frame), marker=True
+        )
         self._transport.sendto(packet, self.remote)
         self.stats.packets_out += 1
         self.stats.octets_out += len(packet)
