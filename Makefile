@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,fast,local]'
+	# Silero VAD's ONNX model without torch (the package's own deps want torch).
+	$(BIN)/python -m pip install --quiet --no-deps 'silero-vad>=5,<7'
 	@touch $(STAMP)
 
 debs:
