@@ -68,8 +68,9 @@ class TurnLog:
     """The ``on_agent_turn`` hook: one JSON line per answered caller turn.
 
     It never awaits: the hook runs in a task of the call's session, and after the
-    goodbye the receptionist hangs up at once, which cancels the session's tasks,
-    this one too at its first suspension point.
+    goodbye the receptionist hangs up at once, which ends the session's task group
+    and cancels the hook at its first suspension point (a hook that awaits loses
+    the last turn of every call that the agent ends).
     """
 
     def __init__(self, path: Path) -> None:
@@ -100,7 +101,7 @@ class TurnLog:
 
 
 def instrument(agent: Agent, log: TurnLog) -> None:
-    """Run ``log`` after the agent's own ``on_agent_turn`` (an instance attribute
+    """Run ``log``, then the agent's own ``on_agent_turn`` (an instance attribute
     shadows the method, as overriding it in a subclass would)."""
     own = agent.on_agent_turn
 

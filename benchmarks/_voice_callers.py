@@ -104,6 +104,8 @@ def emit(event: str, **fields: Any) -> None:
 
 def plan(turns: int, per_call: int) -> list[list[str]]:
     """``turns`` questions in calls of at most ``per_call``, each call ending with its goodbye."""
+    if per_call < 1:
+        raise ValueError(f"per_call must be >= 1, not {per_call}")
     calls: list[list[str]] = []
     while turns > 0:
         script = SCRIPTS[len(calls) % len(SCRIPTS)]
@@ -224,11 +226,10 @@ class Callers:
     async def ask(self, caller: SimulatedCaller, question: str) -> dict[str, Any]:
         begin = len(caller.heard)
         said = await caller.say(self.audio[question])
+        # The answer ends after --quiet s of silence, longer than the pauses within one
+        # (between sentences, around a tool call): the next question never barges in
+        # (the parent reports an interrupted agent turn if one does).
         heard = await caller.listen(quiet=self.args.quiet, start_timeout=ANSWER_TIMEOUT)
-        # A reply that pauses longer than --quiet (a tool call between two sentences)
-        # must not be talked over: wait for the silence again.
-        with contextlib.suppress(TimeoutError):
-            await caller.wait_for_agent_silence(self.args.quiet)
         turn: dict[str, Any] = {
             "call": caller.call.call_id,
             "question": question,

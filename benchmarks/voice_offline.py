@@ -46,7 +46,9 @@ checked against ``time.monotonic()`` and printed):
 CPU: the agent's user+system time (/proc/PID/stat) from each call's INVITE to its
 end, per minute of those calls (callers talk about half the time, the agent the
 rest), split by thread (/proc/PID/task: the event loop, the STT worker, the TTS
-worker, the recording writer); and the idle agent's CPU before the calls.
+worker, the recording writer); the idle agent's CPU before the calls; and how
+busy core 0 was during the calls, whatever ran there (more than the agent's own
+share: something else shared the core, and the latencies may show it).
 
 STT accuracy: the agent's transcripts against the questions asked (word accuracy,
 1 - word edit distance / words), so a recognition regression shows up here.
@@ -166,6 +168,15 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return found
 
 
+def core_times(core: str) -> list[int]:
+    """The ``cpuN`` line of /proc/stat: user nice system idle iowait irq softirq steal..."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{core} "):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
 def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> bool:
     """``siphon dev`` logs "ready: sip:..." once it serves."""
     deadline = time.monotonic() + timeout
@@ -232,6 +243,8 @@ class Run:
     call_cpu: float = 0.0  # agent CPU seconds within the calls
     call_seconds: float = 0.0
     thread_cpu: dict[str, float] = field(default_factory=dict)  # tid -> seconds in calls
+    core_busy: float = 0.0  # jiffies core 0 was busy during the calls, whatever ran there
+    core_total: float = 0.0
     calls: int = 0
     hung_up_by_agent: int = 0
     problems: list[str] = field(default_factory=list)
@@ -259,6 +272,10 @@ def match(run: Run) -> list[dict[str, Any]]:
                 f"{len(candidates)} agent turns"
             )
         record = max(candidates, key=lambda r: r["speech_ended_at"], default=None)
+        if record is None:
+            run.problems.append(f"call {turn['index']} question {turn['number']}: no agent turn")
+        elif record["interrupted"]:
+            run.problems.append(f"call {turn['index']} question {turn['number']}: answer cut off")
         row: dict[str, Any] = {
             "call": turn["index"],
             "number": turn["number"],
@@ -320,7 +337,7 @@ LINES: tuple[tuple[str, str], ...] = (
     ("heard", "heard: last frame sent -> first audible answer packet"),
     ("inbound", "  in: last frame sent -> agent's VAD end of speech"),
     ("overhang", "      VAD overhang past the last sound (offline)"),
-    ("transit", "      rest: transit, jitter buffer, tick"),
+    ("transit", "      rest: jitter buffer, tick, transit"),
     ("response", "  response: VAD end -> first RTP (response_ms)"),
     ("endpointing", "      endpointing: -> endpoint decision"),
     ("llm", "      LLM: endpoint -> first token"),
@@ -443,7 +460,7 @@ def drive_callers(
         proc = spawn(pinned(CALLER_CORE, cmd), workdir, stdout=subprocess.PIPE, stderr=err)
     reader = LineReader(proc)
     idle: tuple[float, float] = (math.nan, math.nan)
-    call: tuple[float, float, dict[str, float]] | None = None  # t, cpu, threads at its start
+    call: tuple[float, float, dict[str, float], list[int]] | None = None  # t, cpu, threads, core
     try:
         while True:
             line = reader.next(limit)
@@ -466,9 +483,18 @@ def drive_callers(
                 spent = cpu_seconds(agent_pid) - idle[1]
                 run.idle_cpu_pct = 100.0 * spent / max(1e-9, time.monotonic() - idle[0])
             elif kind == "call_start":
-                call = (event["t"], cpu_seconds(agent_pid), thread_cpu(agent_pid))
+                call = (
+                    event["t"],
+                    cpu_seconds(agent_pid),
+                    thread_cpu(agent_pid),
+                    core_times(AGENT_CORE),
+                )
             elif kind == "call_end" and call is not None:
-                began, cpu0, threads0 = call
+                began, cpu0, threads0, core0 = call
+                core = [b - a for a, b in zip(core0, core_times(AGENT_CORE), strict=False)]
+                if len(core) >= 8:
+                    run.core_total += sum(core[:8])
+                    run.core_busy += sum(core[:8]) - core[3] - core[4]  # minus idle, iowait
                 run.calls += 1
                 run.hung_up_by_agent += bool(event.get("hung_up_by_agent"))
                 run.call_cpu += cpu_seconds(agent_pid) - cpu0
@@ -524,7 +550,7 @@ def print_report(run: Run, rows: list[dict[str, Any]], args: argparse.Namespace)
         f"{options.get('min_endpointing_delay')} s, max_endpointing_delay "
         f"{options.get('max_endpointing_delay')} s (endpointing ~ their sum by design)"
     )
-    offsets = [o for r in run.records for o in r.get("clock_offset_ms", [])]
+    offsets = [r["clock_offset_ms"] for r in run.records if "clock_offset_ms" in r]
     if offsets:
         print(
             f"clocks: agent loop.time() - time.monotonic() = {min(offsets):.2f}..."
@@ -532,9 +558,9 @@ def print_report(run: Run, rows: list[dict[str, Any]], args: argparse.Namespace)
         )
     if run.warmup:
         print(
-            f"warm-up call (not counted): greeting {_f(run.warmup.get('greeting_ms'))} ms after "
-            f"the answer (Piper voice loading), first answer heard after "
-            f"{_f(run.warmup.get('latency_ms'))} ms"
+            f"warm-up call (not counted, the agent's first): greeting heard "
+            f"{_f(run.warmup.get('greeting_ms'))} ms after the answer, its one answer "
+            f"{_f(run.warmup.get('latency_ms'))} ms after the question"
         )
     print_turns(rows)
     stats = summary(rows)
@@ -557,7 +583,12 @@ def print_report(run: Run, rows: list[dict[str, Any]], args: argparse.Namespace)
         f"over {run.calls} calls, {run.call_seconds:.0f} s); "
         + ", ".join(f"{k} {100.0 * v / max(1e-9, run.call_cpu):.0f}%" for k, v in split.items())
     )
-    print(f"agent idle (no call): {run.idle_cpu_pct:.1f}% of a core")
+    core_pct = 100.0 * run.core_busy / run.core_total if run.core_total else math.nan
+    print(
+        f"agent idle (no call): {run.idle_cpu_pct:.1f}% of a core; core {AGENT_CORE} busy "
+        f"{core_pct:.1f}% during the calls, whatever ran there (above the agent's share: "
+        "other work shared the core)"
+    )
     word_acc, exact, total, wrong = accuracy(rows)
     print(
         f"STT word accuracy: {100.0 * word_acc:.1f}% ({exact}/{total} questions transcribed "
@@ -583,6 +614,7 @@ def print_report(run: Run, rows: list[dict[str, Any]], args: argparse.Namespace)
         "cpu_per_call_minute_s": per_minute,
         "cpu_split_s": split,
         "idle_cpu_pct": run.idle_cpu_pct,
+        "core_busy_pct": 100.0 * run.core_busy / run.core_total if run.core_total else math.nan,
         "word_accuracy": word_acc,
         "agent": run.agent,
         "warmup": run.warmup,
@@ -603,6 +635,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.turns is None:
         args.turns = QUICK_TURNS if args.quick else 20
+    if args.turns < 1 or not 1 <= args.per_call <= 5:
+        parser.error("--turns must be >= 1 and --per-call 1-5 (a call script has 5 questions)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     print(

@@ -124,13 +124,20 @@ async def test_end_call_hangs_up_after_the_goodbye_has_played() -> None:
             "",  # after the tool result: nothing more to say
         ]
     )
-    agent = make_agent(llm, FakeSTT(["bye"]), tools=[end_call])
+    hooked: list[str] = []
+
+    async def on_agent_turn(session: Any, turn: Any) -> None:
+        await asyncio.sleep(0.2)  # a hook that awaits still sees the last turn
+        hooked.append(turn.text)
+
+    agent = make_agent(llm, FakeSTT(["bye"]), tools=[end_call], on_agent_turn=on_agent_turn)
     async with AgentHarness(agent) as harness, harness.call() as caller:
         await caller.wait_for_agent_silence()
         await caller.say(speech_like(0.8))
         reason = await caller.wait_ended()
         session = caller.session
     assert reason == "remote hangup"
+    assert hooked == ["Hi.", "Goodbye, have a nice day!"]
     goodbye = session.transcript[-1]
     assert goodbye.text == "Goodbye, have a nice day!" and not goodbye.interrupted
     assert [c.name for c in goodbye.tool_calls] == ["end_call"]

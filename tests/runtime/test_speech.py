@@ -38,3 +38,16 @@ def test_phrases_without_frames_were_not_heard() -> None:
     speech = utterance(29)
     speech.phrases.insert(1, Phrase("(no audio)", 0))
     assert speech.played_text() == "Hello there. One two three four five six."
+
+
+def test_leading_near_silence_of_an_utterance_is_trimmed() -> None:
+    import numpy as np
+
+    from siphon.voice.session import ONSET_KEEP_SAMPLES, _trim_leading_quiet
+
+    audio = np.concatenate([np.full(3000, 5, dtype=np.int16), np.full(400, 2000, dtype=np.int16)])
+    trimmed = _trim_leading_quiet(audio)
+    assert len(trimmed) == 400 + ONSET_KEEP_SAMPLES
+    assert _trim_leading_quiet(np.full(100, 3, dtype=np.int16)).size == 0
+    loud = np.full(10, 4000, dtype=np.int16)
+    assert _trim_leading_quiet(loud).size == 10

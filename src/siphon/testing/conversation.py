@@ -37,6 +37,8 @@ from siphon.testing.caller import HeardSpeech, SimulatedCaller
 CALLER_RTP_PORTS = (30000, 31998)
 # An answer ends after this much quiet (the pauses between its sentences are shorter).
 ANSWER_QUIET = 1.0
+# Silence added around an utterance before recognition (seconds).
+TRANSCRIBE_PADDING = 0.3
 
 
 @dataclass(slots=True)
@@ -80,6 +82,10 @@ async def transcribe_8k(stt: STT, pcm: PcmArray) -> str:
     """One utterance of 8 kHz audio through ``stt`` (resampled to its rate)."""
     if not len(pcm):
         return ""
+    # listen() cuts the audio at the audible packets: recognisers want a little
+    # silence around a word (a bare "Goodbye!" is otherwise misheard).
+    pad = np.zeros(int(8000 * TRANSCRIBE_PADDING), dtype=np.int16)
+    pcm = np.concatenate((pad, pcm, pad))
     stream = stt.stream()
     resampler = Resampler(8000, stt.sample_rate) if stt.sample_rate != 8000 else None
     audio = resampler.process(pcm) if resampler is not None else pcm

@@ -194,7 +194,9 @@ class AgentSession:
         self.finished = asyncio.Event()  # set once on_exit has run and the call is over
         self.errors = 0  # utterances a provider failure cut short
         self.stt_restarts = 0
-        self._late_turns: list[Turn] = []  # ended as the call ended: hooks run in _finish
+        # on_agent_turn tasks: not in the call's TaskGroup, whose shutdown at the end of
+        # the call would cancel the hook of the last turn; _finish awaits them instead.
+        self._hook_tasks: set[asyncio.Task[None]] = set()
         self.user_speaking = False
         self.started_at = 0.0
         self.last_activity = 0.0
@@ -256,8 +258,8 @@ class AgentSession:
                 await self._stt_stream.aclose()
             except Exception:
                 log.exception("call %s: closing the STT stream failed", self.call_id)
-        for turn in self._late_turns:
-            await self._agent_turn_hook(turn)
+        if self._hook_tasks:
+            await asyncio.wait(set(self._hook_tasks), timeout=EXIT_HOOK_TIMEOUT)
         try:
             async with asyncio.timeout(EXIT_HOOK_TIMEOUT):
                 await self.hooks.on_exit(self)
@@ -544,16 +546,11 @@ class AgentSession:
             text,
             " [interrupted]" if speech.interrupted else "",
         )
-        # on_agent_turn runs in its own task; once the call is over (the group is
-        # shutting down) it runs in _finish, before on_exit, so no turn is missed.
-        coro = self._agent_turn_hook(turn)
-        try:
-            if self._group is None:
-                raise RuntimeError("session over")
-            self._group.create_task(coro, name=f"agent-turn:{self.call_id}:{speech.turn_id}")
-        except RuntimeError:
-            coro.close()
-            self._late_turns.append(turn)
+        task = asyncio.create_task(
+            self._agent_turn_hook(turn), name=f"agent-turn:{self.call_id}:{speech.turn_id}"
+        )
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
 
     async def _agent_turn_hook(self, turn: Turn) -> None:
         try:
@@ -707,6 +704,12 @@ class AgentSession:
         playout = self.call.media.playout
         if playout.epoch != speech.epoch:
             return  # interrupted: nothing of this utterance may play
+        if speech.first_position < 0:
+            # Synthesisers often open with a stretch of near-silence (Piper: up to
+            # ~400 ms, varying run to run): the caller would wait for it.
+            audio = _trim_leading_quiet(audio)
+            if not len(audio):
+                return
         if metrics is not None and metrics.tts_first_audio_at is None:
             metrics.tts_first_audio_at = now
         before = playout.queued
@@ -844,6 +847,19 @@ def _first_rtp_recorder(metrics: TurnMetrics) -> Callable[[bool, float], None]:
             metrics.first_rtp_at = at
 
     return first_out
+
+
+# Below this amplitude (about -60 dBFS) the opening of an utterance is not speech.
+QUIET_AMPLITUDE = 33
+# What is kept before the first loud sample: the onset of the first word.
+ONSET_KEEP_SAMPLES = 80  # 10 ms at 8 kHz
+
+
+def _trim_leading_quiet(audio: PcmArray) -> PcmArray:
+    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) >= QUIET_AMPLITUDE)
+    if not len(loud):
+        return audio[:0]
+    return audio[max(0, int(loud[0]) - ONSET_KEEP_SAMPLES) :]
 
 
 def _no_context(tool_call_id: str) -> None:
