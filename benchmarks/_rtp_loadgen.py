@@ -36,17 +36,25 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import (  # shared benchmark helpers (this script's folder)
+    CLK_TCK,
+    core_times,
+    event_loop_runner,
+    loopback_user_agent,
+    parse_port_range,
+    percentile_upper,
+    ramp,
+)
 
 from siphon.io import user_agent as user_agent_module
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.media_clock import MediaClock
 from siphon.io.ports import RtpPortAllocator, bind_port_pair
 from siphon.io.rtp_session import RtpSession
-from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.rtp.packet import build_rtp, peek_header
 from siphon.sip.sdp import PCMA, TELEPHONE_EVENT, NegotiatedMedia, SdpSession
@@ -59,7 +67,6 @@ LATE_AFTER = 0.010  # a packet later than this after its due time is late
 TAG = struct.Struct("!II")
 MAGIC = 0x5A17C0DE
 FILL = b"\xd5" * (SAMPLES - TAG.size)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Linux <asm-generic/socket.h>; the socket module does not name them.
 SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
 TIMESPEC = struct.Struct("@qq")
@@ -103,15 +110,6 @@ def proc_sample(pid: int | str) -> ProcSample:
     except (OSError, IndexError, ValueError):
         return ProcSample(0.0, 0.0, 0, 0, at)
     return ProcSample(cpu, system, rss, fds, at)
-
-
-def core_times(core: int) -> list[int]:
-    """The ``cpuN`` line of /proc/stat: user nice system idle iowait irq softirq steal..."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith(f"cpu{core} "):
-                return [int(x) for x in line.split()[1:]]
-    return []
 
 
 def core_busy(a: list[int], b: list[int]) -> tuple[float, float]:
@@ -338,25 +336,7 @@ def analyse(
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 # -- the run -----------------------------------------------------------------------------
-async def ramp(count: int, rate: float, start_one: Any) -> list[Any]:
-    """Start ``count`` coroutines ``rate`` per second; their results, in order."""
-    tasks: list[asyncio.Task[Any]] = []
-    began = time.monotonic()
-    for i in range(count):
-        coro: Coroutine[Any, Any, Any] = start_one(i)
-        tasks.append(asyncio.create_task(coro))
-        await asyncio.sleep(max(0.0, began + (i + 1) / rate - time.monotonic()))
-    return list(await asyncio.gather(*tasks))
-
-
 async def measure(
     args: argparse.Namespace, probes: list[Probe], sender: Sender, server_pid: int
 ) -> dict[str, Any]:
@@ -395,7 +375,7 @@ async def measure(
         "send_errors": sum(p.send_errors for p in probes),
         "lost": sum(f.lost for f in figures),
         "duplicates": sum(f.duplicates for f in figures),
-        "lateness_p99_ms": percentile(lateness, 0.99),
+        "lateness_p99_ms": percentile_upper(lateness, 0.99, empty=0.0),
         "lateness_max_ms": max(lateness, default=0.0),
         "echo_frames": echo_expected,
         "echo_missing": sum(f.echo_missing for f in figures),
@@ -408,7 +388,7 @@ async def measure(
         "core_busy_pct": 100 * busy,
         "core_softirq_pct": 100 * softirq,
         "gen_cpu_pct": 100 * cpu_share(self0, self1),
-        "gen_tick_late_p99_ms": 1000 * percentile(sender.lateness, 0.99),
+        "gen_tick_late_p99_ms": 1000 * percentile_upper(sender.lateness, 0.99, empty=0.0),
         "gen_tick_late_max_ms": 1000 * max(sender.lateness, default=0.0),
         "gen_ticks_skipped": sender.skipped,
     }
@@ -436,10 +416,9 @@ async def back_to_idle(server_pid: int, idle: ProcSample, timeout: float = 15.0)
 
 async def run_sip(args: argparse.Namespace) -> dict[str, Any]:
     idle = proc_sample(args.server_pid)
-    stack = SipStack(user_agent="siphon-media-loadgen")
-    await stack.listen("127.0.0.1", 0, ("udp",))
-    ports = RtpPortAllocator(args.rtp_ports[0], args.rtp_ports[1])
-    ua = LoadAgent(stack, ports=ports, config=UaConfig(record=False, media_timeout=1e9))
+    ua = await loopback_user_agent(
+        LoadAgent, "siphon-media-loadgen", args.rtp_ports, UaConfig(record=False, media_timeout=1e9)
+    )
     sender = Sender()
     target = f"sip:echo@127.0.0.1:{args.target_port}"
     failures: dict[str, int] = {}
@@ -473,7 +452,7 @@ async def run_sip(args: argparse.Namespace) -> dict[str, Any]:
         return result
     finally:
         sender.stop()
-        stack.close()
+        ua.stack.close()
 
 
 async def run_raw(args: argparse.Namespace) -> dict[str, Any]:
@@ -531,11 +510,6 @@ async def run_reflect(args: argparse.Namespace) -> None:
     await asyncio.Event().wait()
 
 
-def _port_range(text: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    return int(start), int(end)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -547,20 +521,14 @@ def main() -> int:
         p.add_argument("--rate", type=float, default=50.0, help="calls set up per second")
         p.add_argument("--settle", type=float, default=2.0)
         p.add_argument("--seconds", type=float, default=10.0)
-        p.add_argument("--rtp-ports", type=_port_range, default=(24000, 27998))
+        p.add_argument("--rtp-ports", type=parse_port_range, default=(24000, 27998))
         p.add_argument("--server-core", type=int, default=0, help="for its /proc/stat line")
     p = sub.add_parser("reflect")
     p.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     runner = {"sip": run_sip, "raw": run_raw, "reflect": run_reflect}[args.mode]
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        result = run(runner(args))
+        result = event_loop_runner()(runner(args))
         if result is not None:
             print(json.dumps(result), flush=True)
     return 0

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _common import event_loop_runner, parse_port_range  # shared helpers (this folder)
+
 from siphon.agent import Agent
 from siphon.app import ServerConfig, SipServer
 from siphon.cli import _setup_logging, tune_gc
@@ -300,15 +302,10 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _port_range(text: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    return int(start), int(end)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sip-port", type=int, required=True)
-    parser.add_argument("--rtp-ports", type=_port_range, default=(31000, 31600))
+    parser.add_argument("--rtp-ports", type=parse_port_range, default=(31000, 31600))
     parser.add_argument("--metrics", type=Path, required=True, help="turn metrics (JSON lines)")
     parser.add_argument("--stats", type=Path, required=True, help="lag/tick samples (JSON)")
     parser.add_argument("--no-record", action="store_true", help="no stereo WAV per call")
@@ -333,14 +330,7 @@ def main() -> int:
     args = parser.parse_args()
     _setup_logging(args.log_level, json_logs=True)
     tune_gc()
-    run = asyncio.run
-    if args.loop == "uvloop":
-        try:
-            import uvloop  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            pass
-        else:
-            run = uvloop.run
+    run = event_loop_runner() if args.loop == "uvloop" else asyncio.run
     stats = run(serve(args))
     args.stats.write_text(json.dumps(stats))
     sys.stdout.flush()

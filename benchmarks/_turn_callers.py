@@ -29,23 +29,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from _common import emit, event_loop_runner, loopback_user_agent, parse_port_range, ramp
 from _turn_agent import first_frame_mode  # the agent's rule (this script's folder)
 
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.playout import PcmFrame
-from siphon.io.ports import RtpPortAllocator
 from siphon.io.rtp_session import RtpSession
-from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.rtp.codecs import codec_for
 from siphon.rtp.jitter import JitterStats
@@ -55,10 +53,6 @@ AUDIBLE_PEAK = 256  # a decoded frame with a louder sample is the agent speaking
 ANSWER_TIMEOUT = 10.0  # seconds a caller waits for the agent to start answering
 GREETING_TIMEOUT = 15.0
 VOICES = 8  # distinct speech_like signals shared by the callers
-
-
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
 
 
 @dataclass
@@ -224,12 +218,11 @@ async def converse(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    stack = SipStack(user_agent="siphon-turn-callers")
-    await stack.listen("127.0.0.1", 0, ("udp",))
-    ua = CallerAgent(
-        stack,
-        ports=RtpPortAllocator(*args.rtp_ports),
-        config=UaConfig(record=False, media_timeout=60.0),
+    ua = await loopback_user_agent(
+        CallerAgent,
+        "siphon-turn-callers",
+        args.rtp_ports,
+        UaConfig(record=False, media_timeout=60.0),
     )
     voices = [speech_like(args.speech, 8000, seed) for seed in range(VOICES)]
     target = f"sip:bench@127.0.0.1:{args.target_port}"
@@ -255,13 +248,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cpu0 = os.times()
     try:
-        placing: list[asyncio.Task[None]] = []
         began = time.monotonic()
-        for index in range(args.calls):
-            coro: Coroutine[Any, Any, None] = place(index)
-            placing.append(asyncio.create_task(coro))
-            await asyncio.sleep(max(0.0, began + (index + 1) / args.rate - time.monotonic()))
-        await asyncio.gather(*placing)
+        await ramp(args.calls, args.rate, place)
         emit("up", up=totals.up, failed=totals.failed, ramp_s=time.monotonic() - began)
         await asyncio.sleep(args.settle)
         clock = ua.clock
@@ -301,12 +289,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         for task in conversations:
             task.cancel()
-        stack.close()
-
-
-def _port_range(text: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    return int(start), int(end)
+        ua.stack.close()
 
 
 def _pause(text: str) -> tuple[float, float]:
@@ -324,18 +307,12 @@ def main() -> int:
     parser.add_argument("--speech", type=float, default=1.0, help="seconds per caller turn")
     parser.add_argument("--pause", type=_pause, default=(0.5, 1.5), help="LOW-HIGH seconds")
     parser.add_argument("--quiet", type=float, default=0.3, help="silence that ends an answer")
-    parser.add_argument("--rtp-ports", type=_port_range, default=(31600, 32200))
+    parser.add_argument("--rtp-ports", type=parse_port_range, default=(31600, 32200))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--first-frame", choices=("lead", "tick", "ab"), default="lead")
     args = parser.parse_args()
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        emit("result", **runner(run(args)))
+        emit("result", **event_loop_runner()(run(args)))
     return 0
 
 

@@ -35,17 +35,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import sys
 import time
 from typing import Any
 
 import numpy as np
+from _common import emit, event_loop_runner, loopback_user_agent, parse_port_range
 
 from siphon.io.call import CallFailed
-from siphon.io.ports import RtpPortAllocator
-from siphon.io.sip_stack import SipStack
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.plugins.base import PcmArray
 from siphon.plugins.local import TTS
@@ -96,10 +94,6 @@ SCRIPTS: tuple[tuple[str, ...], ...] = (
     ),
 )
 WARMUP_QUESTION = "what are your opening hours"
-
-
-def emit(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
 
 
 def plan(turns: int, per_call: int) -> list[list[str]]:
@@ -192,12 +186,11 @@ class Callers:
         self.codec = ""  # negotiated on the first call
 
     async def __aenter__(self) -> Callers:
-        stack = SipStack(user_agent="siphon-voice-caller")
-        await stack.listen("127.0.0.1", 0, ("udp",))
-        self.ua = UserAgent(
-            stack,
-            ports=RtpPortAllocator(*self.args.rtp_ports),
-            config=UaConfig(record=False, accept_refer=False),
+        self.ua = await loopback_user_agent(
+            UserAgent,
+            "siphon-voice-caller",
+            self.args.rtp_ports,
+            UaConfig(record=False, accept_refer=False),
         )
         return self
 
@@ -320,11 +313,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"calls": len(calls), "problems": callers.problems}
 
 
-def _port_range(text: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    return int(start), int(end)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target-port", type=int, required=True)
@@ -336,16 +324,10 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=0.5, help="caller's pause before asking, s")
     parser.add_argument("--vad-silence", type=float, default=0.5, help="the agent's VAD's, s")
     parser.add_argument("--idle", type=float, default=3.0, help="idle interval before the calls, s")
-    parser.add_argument("--rtp-ports", type=_port_range, default=(32400, 32498))
+    parser.add_argument("--rtp-ports", type=parse_port_range, default=(32400, 32498))
     args = parser.parse_args()
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        emit("result", **runner(run(args)))
+        emit("result", **event_loop_runner()(run(args)))
     return 0
 
 

@@ -49,8 +49,6 @@ interleaving runs at one N (e.g. ``--calls 300`` several times each).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -64,6 +62,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import (  # shared benchmark helpers (this script's folder)
+    forget,
+    free_port,
+    pinned,
+    rtp_port_ranges,
+    spawn,
+    stop,
+    stop_all,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = Path(__file__).resolve().parent / "_rtp_loadgen.py"
 SERVER_CORE = "0"
@@ -71,62 +79,12 @@ LOAD_CORE = "1"
 # RTP port ranges (server, then load generator) stay below Linux's ephemeral range.
 RTP_BASE = 20000
 LATE_LIMIT_PCT = 0.5
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-_children: list[subprocess.Popen[bytes]] = []
 
 
-_LIBC = ctypes.CDLL(None)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if this process dies (even by SIGKILL)."""
-    with contextlib.suppress(AttributeError):
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def pinned(core: str, cmd: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", core, *cmd]
-    return cmd
-
-
-def spawn(cmd: list[str], log: Path, workdir: Path, **env: str) -> subprocess.Popen[bytes]:
+def spawn_logged(cmd: list[str], log: Path, workdir: Path, **env: str) -> subprocess.Popen[bytes]:
+    """``spawn`` with stdout and stderr to ``log``, and ``env`` added to the environment."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env={**os.environ, **env},
-            preexec_fn=_die_with_parent,
-        )
-    _children.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, wait: float = 10.0) -> None:
-    """SIGINT (siphon drains and exits), then SIGKILL; always reaped."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc in _children:
-        _children.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in list(_children):
-        stop(proc, wait=3.0)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return spawn(cmd, workdir, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
 
 def wait_sip_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> bool:
@@ -191,14 +149,7 @@ def run_loadgen(
         ],
     )
     limit = calls / args.rate + args.settle + args.seconds + 90
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=workdir,
-        preexec_fn=_die_with_parent,
-    )
-    _children.append(proc)
+    proc = spawn(cmd, workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -206,8 +157,7 @@ def run_loadgen(
         print(f"  load generator timed out after {limit:.0f} s", flush=True)
         return None
     finally:
-        if proc in _children:
-            _children.remove(proc)
+        forget(proc)
     lines = out.decode().strip().splitlines()
     if proc.returncode != 0 or not lines:
         print(f"  load generator failed ({proc.returncode}): {err.decode()[-2000:]}", flush=True)
@@ -216,15 +166,8 @@ def run_loadgen(
     return result
 
 
-def port_ranges(max_calls: int) -> tuple[str, str]:
-    span = 2 * (max_calls + 64)
-    server = (RTP_BASE, RTP_BASE + span)
-    client = (server[1] + 2, server[1] + 2 + span)
-    return f"{server[0]}-{server[1]}", f"{client[0]}-{client[1]}"
-
-
 def trial_siphon(calls: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
-    server_ports, client_ports = port_ranges(max(args.calls))
+    server_ports, client_ports = rtp_port_ranges(RTP_BASE, max(args.calls))
     port = free_port()
     cmd = [
         sys.executable,
@@ -245,7 +188,9 @@ def trial_siphon(calls: int, args: argparse.Namespace, workdir: Path) -> dict[st
         cmd.append("--no-record")
     recordings = workdir / f"recordings-{calls}"
     log = workdir / f"siphon-{calls}.log"
-    server = spawn(pinned(SERVER_CORE, cmd), log, workdir, SIPHON_RECORDINGS_DIR=str(recordings))
+    server = spawn_logged(
+        pinned(SERVER_CORE, cmd), log, workdir, SIPHON_RECORDINGS_DIR=str(recordings)
+    )
     try:
         if not wait_sip_ready(port, server):
             print(f"  server did not start: {log.read_text()[-2000:]}", flush=True)
@@ -266,9 +211,9 @@ def trial_siphon(calls: int, args: argparse.Namespace, workdir: Path) -> dict[st
 
 
 def trial_baseline(calls: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any] | None:
-    _, client_ports = port_ranges(max(args.calls))
+    _, client_ports = rtp_port_ranges(RTP_BASE, max(args.calls))
     port = free_port()
-    reflector = spawn(
+    reflector = spawn_logged(
         pinned(SERVER_CORE, [sys.executable, str(LOADGEN), "reflect", "--port", str(port)]),
         workdir / "reflector.log",
         workdir,

@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import event_loop_runner  # shared benchmark helpers (this folder)
+
 from siphon.app import ServerConfig, SipServer
 from siphon.cli import load_handlers, tune_gc
 from siphon.io.sip_transport import UdpTransport
@@ -237,10 +239,5 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    try:
-        import uvloop  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        uvloop = None
-    if uvloop is None or arguments.asyncio:
-        sys.exit(asyncio.run(main(arguments)))
-    sys.exit(uvloop.run(main(arguments)))
+    run = asyncio.run if arguments.asyncio else event_loop_runner()
+    sys.exit(run(main(arguments)))

@@ -23,11 +23,10 @@ For quicker iterations ``--only siphon`` (or ``sipp``) measures one side, and
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from _common import cpu_seconds, free_port, pinned  # shared benchmark helpers (this folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CORE = "0"
@@ -59,18 +60,6 @@ class Trial:
     def passed(self) -> bool:
         # Calls SIPp never finished count as failed too.
         return self.successful >= 0.99 * self.attempted and self.failure_ratio < 0.01
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pinned(core: str, cmd: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", core, *cmd]
-    return cmd
 
 
 def start_siphon(port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -116,12 +105,9 @@ _CALL_RATE = re.compile(r"^\s*Call Rate\s*\|[^|]*\|\s*([\d.]+) cps", re.MULTILIN
 
 
 def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds a live process has used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds a live process has used so far (Linux /proc); 0 once gone."""
+    seconds = cpu_seconds(pid)
+    return 0.0 if math.isnan(seconds) else seconds
 
 
 def _children_cpu() -> float:

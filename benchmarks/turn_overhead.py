@@ -55,22 +55,31 @@ compares p95 at 100 calls with the 15 ms target.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import os
-import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import (  # shared benchmark helpers (this script's folder)
+    LineReader,
+    core_busy_pct,
+    core_times,
+    cpu_seconds,
+    free_port,
+    percentile_upper,
+    pinned,
+    rtp_port_ranges,
+    spawn,
+    stop,
+    stop_all,
+)
 
 HERE = Path(__file__).resolve().parent
 AGENT = HERE / "_turn_agent.py"
@@ -82,88 +91,7 @@ TARGET_P95_MS = 15.0
 TICK_LATE_MS = 2.0  # a media tick later than this behind its deadline counts as late
 # RTP ports: above the test harness's ranges (20000-31000), below the ephemeral range.
 RTP_BASE = 31000
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-_children: list[subprocess.Popen[bytes]] = []
-_LIBC = ctypes.CDLL(None)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if this process dies (even by SIGKILL)."""
-    with contextlib.suppress(AttributeError):
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def pinned(core: str, cmd: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", core, *cmd]
-    return cmd
-
-
-def spawn(cmd: list[str], workdir: Path, **kw: Any) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, cwd=workdir, preexec_fn=_die_with_parent, **kw)
-    _children.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], wait: float = 15.0) -> None:
-    """SIGINT (the agent drains and writes its figures), then SIGKILL; always reaped."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc in _children:
-        _children.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in list(_children):
-        stop(proc, wait=3.0)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/PID/stat utime + stime)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def core_times(core: str) -> list[int]:
-    """The ``cpuN`` line of /proc/stat: user nice system idle iowait irq softirq steal..."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith(f"cpu{core} "):
-                return [int(x) for x in line.split()[1:]]
-    return []
-
-
-def core_busy_pct(a: list[int], b: list[int]) -> float:
-    """How busy a core was between two samples, whatever ran there."""
-    if not a or not b:
-        return float("nan")
-    delta = [y - x for x, y in zip(a, b, strict=False)]
-    total = sum(delta[:8]) or 1
-    return 100.0 * (total - delta[3] - delta[4]) / total
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+STOP_WAIT = 15.0  # seconds for the agent to drain and write its figures after SIGINT
 
 
 @dataclass
@@ -218,29 +146,29 @@ class Trial:
             "mode": mode or "+".join(self.modes),
             "up": self.up,
             "turns": len(overhead),
-            "overhead_p50_ms": percentile(overhead, 0.50),
-            "overhead_p95_ms": percentile(overhead, 0.95),
-            "overhead_p99_ms": percentile(overhead, 0.99),
+            "overhead_p50_ms": percentile_upper(overhead, 0.50),
+            "overhead_p95_ms": percentile_upper(overhead, 0.95),
+            "overhead_p99_ms": percentile_upper(overhead, 0.99),
             "overhead_max_ms": max(overhead, default=float("nan")),
-            "ready_p50_ms": percentile(ready, 0.50),
-            "ready_p95_ms": percentile(ready, 0.95),
-            "ready_p99_ms": percentile(ready, 0.99),
-            "tick_wait_p50_ms": percentile(wait, 0.50),
-            "tick_wait_p95_ms": percentile(wait, 0.95),
-            "response_p50_ms": percentile(response, 0.50),
-            "response_p95_ms": percentile(response, 0.95),
-            "endpointing_p50_ms": percentile(column("endpointing_ms"), 0.50),
-            "phase_p50_ms": percentile(column("phase_ms"), 0.50),
+            "ready_p50_ms": percentile_upper(ready, 0.50),
+            "ready_p95_ms": percentile_upper(ready, 0.95),
+            "ready_p99_ms": percentile_upper(ready, 0.99),
+            "tick_wait_p50_ms": percentile_upper(wait, 0.50),
+            "tick_wait_p95_ms": percentile_upper(wait, 0.95),
+            "response_p50_ms": percentile_upper(response, 0.50),
+            "response_p95_ms": percentile_upper(response, 0.95),
+            "endpointing_p50_ms": percentile_upper(column("endpointing_ms"), 0.50),
+            "phase_p50_ms": percentile_upper(column("phase_ms"), 0.50),
             "answers_matched": len(heard),
-            "wire_p50_ms": percentile(wire, 0.50),
-            "wire_p95_ms": percentile(wire, 0.95),
-            "heard_p50_ms": percentile(heard, 0.50),
-            "heard_p95_ms": percentile(heard, 0.95),
-            "heard_p99_ms": percentile(heard, 0.99),
+            "wire_p50_ms": percentile_upper(wire, 0.50),
+            "wire_p95_ms": percentile_upper(wire, 0.95),
+            "heard_p50_ms": percentile_upper(heard, 0.50),
+            "heard_p95_ms": percentile_upper(heard, 0.95),
+            "heard_p99_ms": percentile_upper(heard, 0.99),
             "jb_skipped": jb.get("skipped", 0),
             "jb_concealed": jb.get("concealed", 0),
-            "lag_p50_ms": percentile(self.lag_ms, 0.50),
-            "lag_p99_ms": percentile(self.lag_ms, 0.99),
+            "lag_p50_ms": percentile_upper(self.lag_ms, 0.50),
+            "lag_p99_ms": percentile_upper(self.lag_ms, 0.99),
             "lag_max_ms": max(self.lag_ms, default=float("nan")),
             "ticks": len(self.tick_late_ms),
             "ticks_late": len(late),
@@ -286,13 +214,6 @@ class Trial:
         return wire, heard
 
 
-def port_ranges(max_calls: int) -> tuple[str, str]:
-    span = 2 * (max_calls + 64)
-    agent = (RTP_BASE, RTP_BASE + span)
-    callers = (agent[1] + 2, agent[1] + 2 + span)
-    return f"{agent[0]}-{agent[1]}", f"{callers[0]}-{callers[1]}"
-
-
 def wait_ready(proc: subprocess.Popen[bytes], out: Path, timeout: float = 20.0) -> bool:
     """The agent prints "ready <port>" once it serves."""
     deadline = time.monotonic() + timeout
@@ -303,36 +224,13 @@ def wait_ready(proc: subprocess.Popen[bytes], out: Path, timeout: float = 20.0) 
     return False
 
 
-class LineReader:
-    """A child's stdout lines, read by a thread, so the parent can wait with a timeout."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self._proc = proc
-        self._lines: queue.Queue[bytes] = queue.Queue()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._lines.put(line)
-        self._lines.put(b"")  # end of output
-
-    def next(self, deadline: float) -> bytes | None:
-        """The next line; b"" at the end of the output, None when the deadline passed."""
-        try:
-            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-
-
 def in_window(samples: list[list[float]], window: tuple[float, float]) -> list[list[float]]:
     return [s for s in samples if window[0] <= s[0] <= window[1]]
 
 
 def trial(calls: int, args: argparse.Namespace, workdir: Path) -> Trial:
     result = Trial(calls)
-    agent_ports, caller_ports = port_ranges(max(args.calls))
+    agent_ports, caller_ports = rtp_port_ranges(RTP_BASE, max(args.calls))
     port = free_port()
     metrics, stats = workdir / f"turns-{calls}.jsonl", workdir / f"stats-{calls}.json"
     agent_out, agent_log = workdir / f"agent-{calls}.out", workdir / f"agent-{calls}.log"
@@ -368,11 +266,11 @@ def trial(calls: int, args: argparse.Namespace, workdir: Path) -> Trial:
             result.problems.append(f"agent did not start: {agent_log.read_text()[-1500:]}")
             return result
         caller_events = run_callers(calls, port, agent.pid, caller_ports, args, workdir, result)
-        stop(agent)
+        stop(agent, wait=STOP_WAIT)
         if caller_events is None:
             return result
     finally:
-        stop(agent)
+        stop(agent, wait=STOP_WAIT)
         shutil.rmtree(recordings, ignore_errors=True)
     collect(result, metrics, stats, agent_log)
     return result
@@ -447,7 +345,7 @@ def run_callers(
                 proc.wait(10)
                 return event
     finally:
-        stop(proc)
+        stop(proc, wait=STOP_WAIT)
 
 
 def collect(result: Trial, metrics: Path, stats_path: Path, agent_log: Path) -> None:

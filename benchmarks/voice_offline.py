@@ -61,23 +61,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
-import queue
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import (  # shared benchmark helpers (this script's folder)
+    LineReader,
+    core_times,
+    cpu_seconds,
+    free_port,
+    percentile,
+    pinned,
+    spawn,
+    stat_cpu_seconds,
+    stop,
+    stop_all,
+)
 
 HERE = Path(__file__).resolve().parent
 AGENT = HERE / "_voice_agent.py"
@@ -88,8 +97,6 @@ CALLER_CORE = "1"
 AGENT_RTP = "32300-32398"
 CALLER_RTP = "32400-32498"
 QUICK_TURNS = 4
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 THREAD_GROUPS = (
     ("event loop", ("MainThread",)),
     ("STT", ("siphon-stt",)),
@@ -97,84 +104,17 @@ THREAD_GROUPS = (
     ("recording", ("siphon-recordings",)),
 )
 
-_children: list[subprocess.Popen[bytes]] = []
-_LIBC = ctypes.CDLL(None)
-
 
 # -- processes ---------------------------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it if this process dies (even by SIGKILL)."""
-    with contextlib.suppress(AttributeError):
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def pinned(core: str, cmd: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", core, *cmd]
-    return cmd
-
-
-def spawn(cmd: list[str], workdir: Path, **kw: Any) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, cwd=workdir, preexec_fn=_die_with_parent, **kw)
-    _children.append(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], wait: float = 10.0) -> None:
-    """SIGINT (siphon drains and exits), then SIGKILL; always reaped."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc in _children:
-        _children.remove(proc)
-
-
-def stop_all() -> None:
-    for proc in list(_children):
-        stop(proc, wait=3.0)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stat_cpu(path: Path) -> float:
-    """utime + stime of a /proc stat file, in seconds (NaN when it is gone)."""
-    try:
-        fields = path.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return math.nan
-
-
-def cpu_seconds(pid: int) -> float:
-    return _stat_cpu(Path(f"/proc/{pid}/stat"))
-
-
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds of each live thread of ``pid``, by thread id."""
     found: dict[str, float] = {}
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
-            seconds = _stat_cpu(task / "stat")
+            seconds = stat_cpu_seconds(task / "stat")
             if not math.isnan(seconds):
                 found[task.name] = seconds
     return found
-
-
-def core_times(core: str) -> list[int]:
-    """The ``cpuN`` line of /proc/stat: user nice system idle iowait irq softirq steal..."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith(f"cpu{core} "):
-                return [int(x) for x in line.split()[1:]]
-    return []
 
 
 def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> bool:
@@ -187,37 +127,7 @@ def wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) 
     return False
 
 
-class LineReader:
-    """A child's stdout lines, read by a thread, so the parent can wait with a timeout."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self._proc = proc
-        self._lines: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._lines.put(line)
-        self._lines.put(b"")  # end of output
-
-    def next(self, deadline: float) -> bytes | None:
-        """The next line; b"" at the end of the output, None when the deadline passed."""
-        try:
-            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return None
-
-
 # -- figures ------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank (the smallest value with at least q of them at or below it)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
 

@@ -9,16 +9,13 @@ the table and the result line came out.
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "voice_offline.py"
+from tests.benchmarks.quick_run import run_quick
+
 QUICK_TURNS = 4
 
 
@@ -27,16 +24,7 @@ def test_quick_run_prints_the_latency_table(tmp_path: Path) -> None:
     for module in ("pocketsphinx", "piper"):
         if importlib.util.find_spec(module) is None:
             pytest.fail(f"{module} is not installed: pip install 'siphon[local]'", pytrace=False)
-    figures_path = tmp_path / "figures.json"
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(figures_path)],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        cwd=tmp_path,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output
+    output, figures = run_quick("voice_offline.py", tmp_path, timeout=280)
     # The table: a header naming the turns, then rows of p50 / p95 / max.
     assert re.search(rf"ms over {QUICK_TURNS} turns\s+p50\s+p95\s+max", output), output
     for label in ("heard: last frame sent", "endpointing:", "LLM:", "TTS:", "framework:"):
@@ -44,6 +32,5 @@ def test_quick_run_prints_the_latency_table(tmp_path: Path) -> None:
         assert row is not None, f"no figures for {label!r}:\n{output}"
     assert "CPU-s per call-minute" in output and "STT word accuracy" in output, output
     assert "== result ==" in output and "voice-to-voice as heard by the caller" in output, output
-    figures = json.loads(figures_path.read_text())
     assert figures["summary"]["heard"]["n"] == QUICK_TURNS, figures["problems"]
     assert all(turn.get("response") is not None for turn in figures["turns"]), figures["turns"]
