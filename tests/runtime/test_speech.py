@@ -45,9 +45,12 @@ def test_leading_near_silence_of_an_utterance_is_trimmed() -> None:
 
     from siphon.voice.session import ONSET_KEEP_SAMPLES, _trim_leading_quiet
 
-    audio = np.concatenate([np.full(3000, 5, dtype=np.int16), np.full(400, 2000, dtype=np.int16)])
-    trimmed = _trim_leading_quiet(audio)
+    rng = np.random.default_rng(0)
+    breath = (rng.standard_normal(3200) * 40).astype(np.int16)  # ~ -58 dBFS noise
+    speech = np.full(400, 2000, dtype=np.int16)
+    trimmed = _trim_leading_quiet(np.concatenate([breath, speech]))
     assert len(trimmed) == 400 + ONSET_KEEP_SAMPLES
-    assert _trim_leading_quiet(np.full(100, 3, dtype=np.int16)).size == 0
-    loud = np.full(10, 4000, dtype=np.int16)
-    assert _trim_leading_quiet(loud).size == 10
+    assert _trim_leading_quiet(breath).size == 0  # all quiet: nothing to play yet
+    assert _trim_leading_quiet(speech).size == 400  # starts loud: untouched
+    short = np.full(50, 3000, dtype=np.int16)  # shorter than a block
+    assert _trim_leading_quiet(short).size == 50

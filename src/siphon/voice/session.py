@@ -849,17 +849,25 @@ def _first_rtp_recorder(metrics: TurnMetrics) -> Callable[[bool, float], None]:
     return first_out
 
 
-# Below this amplitude (about -60 dBFS) the opening of an utterance is not speech.
-QUIET_AMPLITUDE = 33
-# What is kept before the first loud sample: the onset of the first word.
-ONSET_KEEP_SAMPLES = 80  # 10 ms at 8 kHz
+# A 10 ms block quieter than this (RMS, about -50 dBFS) opening an utterance is
+# not speech yet: breath and synthesis noise (Piper opens with up to ~400 ms of it).
+QUIET_RMS = 104
+TRIM_BLOCK = 80  # 10 ms at 8 kHz
+# Kept before the first loud block: the soft onset of the first word.
+ONSET_KEEP_SAMPLES = 160
 
 
 def _trim_leading_quiet(audio: PcmArray) -> PcmArray:
-    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) >= QUIET_AMPLITUDE)
-    if not len(loud):
-        return audio[:0]
-    return audio[max(0, int(loud[0]) - ONSET_KEEP_SAMPLES) :]
+    blocks = len(audio) // TRIM_BLOCK
+    if blocks:
+        shaped = audio[: blocks * TRIM_BLOCK].astype(np.float32).reshape(blocks, TRIM_BLOCK)
+        loud = np.flatnonzero(np.sqrt(np.mean(shaped * shaped, axis=1)) >= QUIET_RMS)
+        if len(loud):
+            return audio[max(0, int(loud[0]) * TRIM_BLOCK - ONSET_KEEP_SAMPLES) :]
+    tail = audio[blocks * TRIM_BLOCK :].astype(np.float32)
+    if len(tail) and float(np.sqrt(np.mean(tail * tail))) >= QUIET_RMS:
+        return audio[max(0, blocks * TRIM_BLOCK - ONSET_KEEP_SAMPLES) :]
+    return audio[:0]
 
 
 def _no_context(tool_call_id: str) -> None:
