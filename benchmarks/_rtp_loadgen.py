@@ -50,14 +50,13 @@ from _common import (  # shared benchmark helpers (this script's folder)
     ramp,
 )
 
-from siphon.io import user_agent as user_agent_module
 from siphon.io.call import CallFailed, SipCall
 from siphon.io.media_clock import MediaClock
 from siphon.io.ports import RtpPortAllocator, bind_port_pair
 from siphon.io.rtp_session import RtpSession
 from siphon.io.user_agent import UaConfig, UserAgent
 from siphon.rtp.packet import build_rtp, peek_header
-from siphon.sip.sdp import PCMA, TELEPHONE_EVENT, NegotiatedMedia, SdpSession
+from siphon.sip.sdp import PCMA, TELEPHONE_EVENT, NegotiatedMedia
 
 FRAME = 0.020
 SAMPLES = 160
@@ -70,20 +69,6 @@ FILL = b"\xd5" * (SAMPLES - TAG.size)
 # Linux <asm-generic/socket.h>; the socket module does not name them.
 SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
 TIMESPEC = struct.Struct("@qq")
-
-
-class _PcmaFirstSdp(SdpSession):
-    """``UserAgent.call()`` offers siphon's DEFAULT_CODECS (PCMU first); we want PCMA."""
-
-    __slots__ = ()
-
-    def __init__(self, *, address: str, port: int, **options: Any) -> None:
-        options.setdefault("codecs", (PCMA, TELEPHONE_EVENT))
-        super().__init__(address=address, port=port, **options)
-
-
-# Only this load-generator process: UserAgent.call() has no codecs parameter.
-user_agent_module.SdpSession = _PcmaFirstSdp  # type: ignore[attr-defined]
 
 
 # -- /proc ------------------------------------------------------------------------------
@@ -425,7 +410,9 @@ async def run_sip(args: argparse.Namespace) -> dict[str, Any]:
 
     async def place(_: int) -> SipCall | None:
         try:
-            call = await ua.call(target, from_user="loadgen", timeout=30.0)
+            call = await ua.call(
+                target, from_user="loadgen", timeout=30.0, codecs=(PCMA, TELEPHONE_EVENT)
+            )
         except (CallFailed, OSError) as exc:
             failures[str(exc)] = failures.get(str(exc), 0) + 1
             return None

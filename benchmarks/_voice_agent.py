@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib.util
+import inspect
 import json
 import sys
 import threading
@@ -101,15 +102,16 @@ class TurnLog:
 
 
 def instrument(agent: Agent, log: TurnLog) -> None:
-    """Run ``log``, then the agent's own ``on_agent_turn`` (an instance attribute
-    shadows the method, as overriding it in a subclass would)."""
-    own = agent.on_agent_turn
+    """Run ``log``, then whatever the agent's ``on_agent_turn`` hook was."""
+    own = agent.hook("on_agent_turn")
 
     async def on_agent_turn(session: AgentSession, turn: Turn) -> None:
         await log.on_agent_turn(session, turn)  # first: ``own`` may suspend
-        await own(session, turn)
+        result = own(session, turn)
+        if inspect.isawaitable(result):
+            await result
 
-    agent.on_agent_turn = on_agent_turn  # type: ignore[method-assign]
+    agent.set_hook("on_agent_turn", on_agent_turn)
 
 
 def main() -> None:

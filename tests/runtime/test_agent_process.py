@@ -110,3 +110,39 @@ def test_agent_start_drains_active_calls_on_sigterm(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (lines + rest.splitlines()) if line.strip()]
     assert any("ready:" in r["msg"] for r in records)
     assert any("waiting up to" in r["msg"] for r in records)
+
+
+def test_hooks_can_be_set_after_construction() -> None:
+    import pytest
+
+    from siphon.testing import FakeLLM, FakeSTT, FakeTTS
+
+    agent = Agent(agent_name="x", llm=FakeLLM(), stt=FakeSTT(), tts=FakeTTS())
+    assert agent.hook("on_exit") == agent.on_exit  # the method until replaced
+
+    def on_exit(session: object) -> None:
+        return None
+
+    agent.set_hook("on_exit", on_exit)
+    assert agent.hook("on_exit") is on_exit
+    with pytest.raises(ValueError, match="hooks are on_enter"):
+        agent.set_hook("on_hangup", on_exit)
+    with pytest.raises(TypeError, match="not callable"):
+        agent.set_hook("on_exit", 42)  # type: ignore[arg-type]
+
+
+async def test_an_outbound_call_offers_the_codecs_asked_for() -> None:
+    from siphon.sip.sdp import PCMA, TELEPHONE_EVENT
+    from tests.io.helpers import running_server
+
+    async def answer(call: object) -> None:
+        await call.answer()  # type: ignore[attr-defined]
+        await call.wait_ended()  # type: ignore[attr-defined]
+
+    async with running_server(answer) as server, client_agent() as ua:
+        placed = await ua.call(
+            f"sip:x@127.0.0.1:{server.sip_port}", timeout=5, codecs=(PCMA, TELEPHONE_EVENT)
+        )
+        assert placed.negotiated is not None and placed.negotiated.codec.name == "PCMA"
+        assert b"RTP/AVP 8 101" in (placed.invite.body or b"")
+        await placed.hangup()

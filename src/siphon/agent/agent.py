@@ -152,9 +152,19 @@ class Agent:
             strict=True,
         ):
             if fn is not None:
-                if not callable(fn):
-                    raise TypeError(f"{hook}={fn!r} is not callable")
-                self._hook_overrides[hook] = fn
+                self.set_hook(hook, fn)
+
+    def set_hook(self, name: str, fn: Callable[..., Any]) -> None:
+        """Use ``fn`` (sync or async) for hook ``name``, as passing ``name=fn`` would."""
+        if name not in _HOOKS:
+            raise ValueError(f"no hook {name!r}: hooks are {', '.join(_HOOKS)}")
+        if not callable(fn):
+            raise TypeError(f"{name}={fn!r} is not callable")
+        self._hook_overrides[name] = fn
+
+    def hook(self, name: str) -> Callable[..., Any]:
+        """What hook ``name`` runs: the callable set for it, else the method."""
+        return self._hook_overrides.get(name) or getattr(self, name)
 
     def accepts_user(self, user: str | None) -> bool:
         """Whether an INVITE for ``sip:user@...`` is for this agent.
@@ -310,10 +320,7 @@ class _Hooks:
         self._agent = agent
 
     async def _call(self, name: str, *args: Any) -> Any:
-        fn = self._agent._hook_overrides.get(name)
-        if fn is None:
-            return await getattr(self._agent, name)(*args)
-        result = fn(*args)
+        result = self._agent.hook(name)(*args)
         if inspect.isawaitable(result):
             result = await result
         return result

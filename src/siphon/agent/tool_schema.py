@@ -18,6 +18,7 @@ Also here: the Google-style docstring parser that supplies descriptions.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import datetime as dt
 import enum
@@ -63,15 +64,16 @@ class ArgumentError(Exception):
 
 # -- nodes ------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
-class Node:
+class Node(abc.ABC):
     """A compiled annotation: what the model is shown and how its answer is checked."""
 
     schema: dict[str, Any]
     expected: str  # for error messages: "a string", "an array of integers"...
     kinds: frozenset[str]  # JSON kinds this node can accept (picks the useful union error)
 
+    @abc.abstractmethod
     def convert(self, value: Any, path: str) -> Any:
-        raise NotImplementedError
+        """The Python value for the model's JSON ``value``; raises ArgumentError."""
 
     def reject(self, value: Any, path: str) -> ArgumentError:
         return ArgumentError([f"argument '{path}' must be {self.expected}, got {_show(value)}"])

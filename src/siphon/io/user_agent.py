@@ -36,7 +36,7 @@ from siphon.sip.auth import AuthStatus, DigestClient, DigestServer, parse_creden
 from siphon.sip.dialog import Dialog, DialogId
 from siphon.sip.message import Request, Response, new_call_id, new_tag
 from siphon.sip.refer import SIPFRAG, read_refer, refer_notify_headers, refer_to_uri, sipfrag
-from siphon.sip.sdp import Direction, SdpSession, parse_sdp
+from siphon.sip.sdp import DEFAULT_CODECS, Codec, Direction, SdpSession, parse_sdp
 from siphon.sip.uri import NameAddr, SipUri, Uri, parse_name_addr, parse_uri
 
 log = logging.getLogger("siphon.sip.ua")
@@ -700,8 +700,13 @@ class UserAgent:
         proxy: Address | None = None,
         headers: Sequence[tuple[str, str]] = (),
         timeout: float = 60.0,
+        codecs: Sequence[Codec] = DEFAULT_CODECS,
     ) -> SipCall:
-        """Place a call; returns once answered, raises ``CallFailed`` otherwise."""
+        """Place a call; returns once answered, raises ``CallFailed`` otherwise.
+
+        ``codecs`` is the offer, in order of preference (``siphon.sip.sdp``: PCMU,
+        PCMA, TELEPHONE_EVENT).
+        """
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
             raise SiphonError(f"cannot dial {target!r}: only sip:/sips: URIs are routable here")
@@ -710,7 +715,7 @@ class UserAgent:
         adv_host, adv_port = self.stack.listener(transport).advertised
         media = self._new_media("outbound")
         port = await media.open()
-        sdp = SdpSession(address=self.config.media_host, port=port)
+        sdp = SdpSession(address=self.config.media_host, port=port, codecs=codecs)
         offer = sdp.create_offer()
         from_addr = NameAddr(SipUri(adv_host, from_user, port=adv_port), None, {"tag": new_tag()})
         invite = Request("INVITE", target)
