@@ -35,9 +35,11 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
 import pstats
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from _common import event_loop_runner  # shared benchmark helpers (this folder)
 
 from siphon.app import ServerConfig, SipServer
 from siphon.cli import load_handlers, tune_gc
+from siphon.io.recording import recording_writer
 from siphon.io.sip_transport import UdpTransport
 from siphon.sip.timers import SipTimers
 
@@ -152,9 +155,16 @@ async def main(args: argparse.Namespace) -> int:
     tune_gc()  # as `siphon dev` and `siphon start` do
     timers = SipTimers(t1=args.t1, t2=max(4.0, args.t1), t4=max(5.0, args.t1))
     handler = load_handlers(str(ROOT / "examples" / "answer.py"))["app"]
+    recordings = tempfile.TemporaryDirectory()
     config = ServerConfig(
-        host="127.0.0.1", sip_port=0, transports=("udp",), timers=timers, drain_timeout=1.0
+        host="127.0.0.1",
+        sip_port=0,
+        transports=("udp",),
+        timers=timers,
+        drain_timeout=1.0,
+        record=not args.no_record,
     )
+    os.environ["SIPHON_RECORDINGS_DIR"] = recordings.name  # not into the working directory
     server = SipServer(handler, config)
     ready = asyncio.Event()
     serving = asyncio.create_task(server.serve(lambda _: ready.set()))
@@ -178,6 +188,7 @@ async def main(args: argparse.Namespace) -> int:
     if args.no_gc:
         gc.disable()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if profiler is not None:
         profiler.enable()
     await run_calls(udp, fake, measured)
@@ -185,12 +196,16 @@ async def main(args: argparse.Namespace) -> int:
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     gc.callbacks.remove(gc_clock)
     gc.enable()
 
     stats = dict(server.stack.stats)
     server.stop()
     await serving
+    if not args.no_record:
+        await asyncio.to_thread(recording_writer().drain)
+    recordings.cleanup()
     expected_out = 4 * args.calls
     loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(
@@ -198,6 +213,9 @@ async def main(args: argparse.Namespace) -> int:
         f"({args.calls / elapsed:.0f} calls/s on one core; {loop_name} loop, T1={args.t1} s)"
         + (" -- under cProfile, so several times slower" if profiler is not None else "")
     )
+    # CPU time of the whole process (the recording thread too): steadier than the wall
+    # clock when other work shares the core.
+    print(f"  process CPU: {cpu / args.calls * 1e6:.1f} µs per call")
     print(
         f"  of which the garbage collector: {gc_clock.seconds / args.calls * 1e6:.1f} µs per call "
         f"(collections by generation: {gc_clock.collections})"
@@ -232,6 +250,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--t1", type=float, default=0.5, help="SIP T1 in seconds (RFC: 0.5)")
     parser.add_argument(
         "--no-gc", action="store_true", help="disable the cyclic GC while measuring (diagnosis)"
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="no stereo WAV per call (siphon --no-record)"
     )
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio even with uvloop")
     return parser.parse_args()

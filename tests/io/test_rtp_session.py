@@ -19,6 +19,7 @@ from siphon.io.ports import RtpPortAllocator
 from siphon.io.recording import RecordingWriter
 from siphon.io.rtp_session import RtpSession
 from siphon.rtp.packet import build_rtp
+from siphon.rtp.rtcp import Bye, SenderReport, SourceDescription, parse_rtcp
 from siphon.sip.sdp import PCMA, TELEPHONE_EVENT, Direction, NegotiatedMedia
 
 
@@ -206,3 +207,57 @@ async def test_an_utterance_starts_at_once_and_the_stream_falls_back_onto_the_cl
         # Each utterance's first packet carries the marker bit (a talkspurt starts).
         assert len(markers) == 3
         assert all(packets[i][3] != packets[0][3] for i in markers)
+
+
+class _RtcpCatcher(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.packets.append(data)
+
+
+async def _session_towards_catcher(
+    ports: RtpPortAllocator, clock: MediaClock
+) -> tuple[RtpSession, _RtcpCatcher, asyncio.DatagramTransport]:
+    loop = asyncio.get_running_loop()
+    catcher = _RtcpCatcher()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: catcher, local_addr=("127.0.0.1", 0)
+    )
+    rtcp_port = transport.get_extra_info("sockname")[1]
+    session = RtpSession(ports, clock)
+    await session.open()
+    # The RTP port is never read here; only RTCP (port + 1 in the SDP) is caught.
+    media = _media(rtcp_port - 1)
+    session.start(media)
+    return session, catcher, transport
+
+
+async def test_rtcp_bye_only_after_we_sent_something() -> None:
+    """RFC 3550 §6.3.7: a participant that never sent RTP or RTCP MUST NOT send a BYE."""
+    base = 33000 + secrets.randbelow(30) * 20
+    ports = RtpPortAllocator(base, base + 18)
+    clock = MediaClock()
+    try:
+        # Closed before its first tick: nothing sent, so no BYE either.
+        quiet, quiet_catcher, quiet_transport = await _session_towards_catcher(ports, clock)
+        quiet.close()
+        await asyncio.sleep(0.1)
+        assert quiet.stats.packets_out == 0
+        assert quiet_catcher.packets == []
+        quiet_transport.close()
+
+        # After a few ticks of (comfort) audio the BYE goes out, after SR and SDES.
+        talker, catcher, transport = await _session_towards_catcher(ports, clock)
+        await asyncio.sleep(0.15)
+        assert talker.stats.packets_out > 0
+        talker.close()
+        await asyncio.sleep(0.1)
+        transport.close()
+        assert catcher.packets, "no RTCP BYE after RTP was sent"
+        kinds = [type(packet) for packet in parse_rtcp(catcher.packets[-1])]
+        # A compound packet: SR first (RFC 3550 §6.1), SDES, then our BYE.
+        assert kinds == [SenderReport, SourceDescription, Bye]
+    finally:
+        clock.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +43,7 @@ from siphon.rtp.rtcp import (
 )
 from siphon.rtp.seq import SEQ_MOD, TS_MOD
 from siphon.sip.sdp import NegotiatedMedia
+from siphon.tokens import randbits, token_hex
 
 log = logging.getLogger("siphon.io.rtp")
 
@@ -133,15 +133,15 @@ class RtpSession(asyncio.DatagramProtocol):
         self._rtcp_schedule: RtcpScheduler | None = None
         self._remote_ssrc: int | None = None
         # Our stream: random SSRC, sequence and timestamp origin (RFC 3550 §5.1).
-        self.ssrc = secrets.randbits(32)
-        self._seq = secrets.randbits(16)
-        self._ts = secrets.randbits(32)
+        self.ssrc = randbits(32)
+        self._seq = randbits(16)
+        self._ts = randbits(32)
         self._silence = b""
         self._last_rx = 0.0
         self._sending = False
         self._started = False
         self._closed = False
-        self.cname = f"siphon-{secrets.token_hex(4)}"
+        self.cname = f"siphon-{token_hex(4)}"
         # ``tap(packet, arrival_time)`` for each accepted RTP packet: test harnesses
         # measure what a caller hears on the packets themselves, before any buffering.
         self.tap: Callable[[bytes, float], None] | None = None
@@ -201,12 +201,17 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         self._closed = True
         self._clock.remove(self)
+        sent_anything = self.stats.packets_out or self.stats.rtcp_out
         if (
-            self._rtcp_schedule is not None
+            sent_anything
+            and self._rtcp_schedule is not None
             and self._rtcp.transport is not None
             and self.remote_rtcp is not None
         ):
             self._send_rtcp(bye=True)
+        else:
+            # RFC 3550 §6.3.7: a participant that never sent RTP or RTCP MUST NOT send BYE.
+            self.refresh_stats()
         self._close_sockets()
         if self._wav is not None and self._recorder is not None:
             self._recorder.close(self._wav)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from siphon.errors import LocalProtocolError, RemoteProtocolError
+from siphon.tokens import randbits
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -824,7 +824,7 @@ def _new_origin(username: str, address: str, session_id: int | None, version: in
         raise LocalProtocolError(f"bad SDP username {username!r}")
     # RFC 8866 §5.2: any unique number; kept below 2**31 for 32-bit peers.
     # randbits(30): uniform below 2**30 like randbelow(2**30), at half its cost.
-    sid = session_id if session_id is not None else secrets.randbits(30) + 1
+    sid = session_id if session_id is not None else randbits(30) + 1
     ver = version if version is not None else sid
     if sid < 0 or ver < 0:
         raise LocalProtocolError("session id and version must be >= 0")
