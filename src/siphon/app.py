@@ -18,6 +18,12 @@ from typing import Protocol, runtime_checkable
 
 from siphon.errors import ConfigError
 from siphon.io.call import CallFailed, SipCall
+from siphon.io.overload import (
+    DEFAULT_MAX_BACKLOG,
+    DEFAULT_MAX_BUSY,
+    DEFAULT_MAX_LAG,
+    LoopLoad,
+)
 from siphon.io.ports import RtpPortAllocator
 from siphon.io.recording import recording_writer
 from siphon.io.sip_stack import SipStack, advertised_address
@@ -92,6 +98,16 @@ class ServerConfig:
     record: bool = True
     # How long a graceful stop waits for active calls before hanging them up.
     drain_timeout: float = 30.0
+    # Overload control (siphon.io.overload): new calls get 503 + Retry-After while
+    # SIP requests queue up in the kernel, or the event loop's thread is on the CPU
+    # max_loop_busy of the time, or it runs timers max_loop_lag seconds late, all
+    # smoothed. Calls in progress are never refused.
+    overload_control: bool = True
+    max_loop_busy: float = DEFAULT_MAX_BUSY
+    max_loop_lag: float = DEFAULT_MAX_LAG
+    max_sip_backlog: int = DEFAULT_MAX_BACKLOG
+    # Retry-After (seconds) on those 503s: short, the overload is usually a burst.
+    overload_retry_after: int = 5
 
 
 class SipServer:
@@ -127,9 +143,21 @@ class SipServer:
                 ring_timeout=cfg.ring_timeout,
                 media_timeout=cfg.media_timeout,
                 record=cfg.record,
+                overload_retry_after=cfg.overload_retry_after,
             ),
             on_call=self._spawn_call,
         )
+        self.load = (
+            LoopLoad(
+                cfg.max_loop_lag,
+                cfg.max_loop_busy,
+                backlog=self.stack.receive_backlog,
+                max_backlog=cfg.max_sip_backlog,
+            )
+            if cfg.overload_control
+            else None
+        )
+        self.ua.load = self.load
         self.calls: set[SipCall] = set()
         self._group: asyncio.TaskGroup | None = None
         self._stopped = asyncio.Event()
@@ -150,6 +178,8 @@ class SipServer:
             # Fixes the headers of recordings a killed process left behind (off the loop).
             await asyncio.to_thread(recording_writer)
         await self.stack.listen(cfg.host, cfg.sip_port, cfg.transports)
+        if self.load is not None:
+            self.load.start()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
@@ -189,6 +219,8 @@ class SipServer:
             return
         self._closed = True
         self.ua.accepting = False
+        if self.load is not None:
+            self.load.close()
         self.stack.close()
 
     # -- one task per call -------------------------------------------------------------

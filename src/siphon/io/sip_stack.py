@@ -284,6 +284,13 @@ class SipStack:
             headers.append(("Server", self.user_agent))
         return headers
 
+    def receive_backlog(self) -> int | None:
+        """Bytes of SIP datagrams waiting in the kernel for us (None: cannot tell)."""
+        listener = self._listeners.get("UDP")
+        if listener is None or not isinstance(listener.transport, UdpTransport):
+            return None
+        return listener.transport.receive_backlog()
+
     @property
     def transaction_count(self) -> int:
         return len(self._server_txs) + len(self._client_txs)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from typing import Protocol
 
 from siphon.errors import RemoteProtocolError
@@ -26,6 +27,10 @@ Address = tuple[str, int]
 # Receive buffer asked for the SIP UDP socket (Linux doubles it for its bookkeeping):
 # room for about 3000 requests.
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
+# getsockopt(SO_MEMINFO) (Linux >= 4.6): the socket's memory counters, of which the
+# first is the bytes waiting in its receive queue (sk_meminfo, include/uapi/linux/sock_diag.h).
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+_MEMINFO_BYTES = 9 * 4
 # Idle TCP connections are closed after this long (no SIP traffic, no pings).
 TCP_IDLE_TIMEOUT = 600.0
 # Open connections beyond this are refused: each holds a file descriptor, and running
@@ -94,6 +99,21 @@ class UdpTransport(asyncio.DatagramProtocol):
     @property
     def local_address(self) -> Address:
         return self._local
+
+    def receive_backlog(self) -> int | None:
+        """Bytes of datagrams queued in the kernel, not read yet (None: not on this OS).
+
+        The one measure of how far behind we are that the process cannot see by
+        itself: requests wait there while the loop is busy (siphon.io.overload).
+        """
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None or not sys.platform.startswith("linux"):
+            return None
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO_BYTES)
+        except OSError:
+            return None
+        return int.from_bytes(raw[:4], sys.byteorder)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's: trust the protocol contract.

@@ -25,6 +25,7 @@ from siphon.errors import RemoteProtocolError, SiphonError
 from siphon.events import DtmfReceived, HoldChanged, TransferRequested
 from siphon.io.call import CallFailed, CallState, SipCall, TransferResult
 from siphon.io.media_clock import MediaClock
+from siphon.io.overload import LoopLoad
 from siphon.io.ports import PortsExhausted, RtpPortAllocator
 from siphon.io.recording import recording_writer, recordings_dir
 from siphon.io.rtp_session import RtpSession
@@ -74,6 +75,8 @@ class UaConfig:
     # Transferee side: accept an in-dialog REFER (202, then NOTIFYs; the app gets a
     # TransferRequested event). Off: REFER gets 603, an agent is not to be transferred.
     accept_refer: bool = False
+    # Retry-After of the 503 a new INVITE gets while the process is overloaded.
+    overload_retry_after: int = 5
 
 
 class UserAgent:
@@ -90,6 +93,8 @@ class UserAgent:
         self.ports = ports or RtpPortAllocator(host=self.config.media_host)
         self.on_call = on_call
         self.accepting = True
+        # Set by the server: while it reports overload, new INVITEs get 503 (overload.py).
+        self.load: LoopLoad | None = None
         self._calls: dict[DialogId, SipCall] = {}
         self._invites: dict[ServerTxn, SipCall] = {}
         self._retransmit: dict[SipCall, TimerHandle] = {}
@@ -253,6 +258,16 @@ class UserAgent:
         request = txn.request
         if not self.accepting or self.on_call is None:
             txn.reply(503, headers=[("Retry-After", str(self.config.retry_after))])
+            return
+        if self.load is not None and self.load.overloaded:
+            # Shed the new call before it costs media, a task and a recording: the
+            # calls in progress keep their share of the loop (RFC 3261 §21.5.4).
+            self.stats["rejected_overload"] += 1
+            txn.reply(
+                503,
+                "Overloaded",
+                headers=[("Retry-After", str(self.config.overload_retry_after))],
+            )
             return
         if not self._check_body(txn) or not self._authenticate(txn):
             return
