@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from siphon.errors import RemoteProtocolError
@@ -17,7 +19,7 @@ from siphon.sip.message import (
     reason_phrase,
 )
 from siphon.sip.parser import parse_datagram
-from siphon.sip.uri import SipUri, TelUri
+from siphon.sip.uri import SipUri, TelUri, Via
 
 
 def invite(*extra: tuple[str, str], body: bytes = b"") -> Request:
@@ -100,6 +102,114 @@ def test_add_prepend_set_remove_invalidate_typed_views() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         msg.top_via  # noqa: B018
     assert info.value.reason == "Missing Via"
+
+
+# --- cached views ---------------------------------------------------------------------------
+# Each view is parsed once and kept until a header it is read from changes; a change
+# to one header must drop that header's view and keep the others.
+
+_VIEWS = ("vias", "from_addr", "to_addr", "cseq", "call_id", "contacts", "request_uri")
+
+
+def _views(msg: Request) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name in _VIEWS:
+        try:
+            out[name] = getattr(msg, name)
+        except RemoteProtocolError as exc:
+            out[name] = ("error", exc.reason)
+    return out
+
+
+def _fresh(msg: Request) -> Request:
+    """The same message built again: nothing cached."""
+    return Request(msg.method, msg.uri, msg.headers, msg.body)
+
+
+def test_views_are_parsed_once() -> None:
+    msg = invite()
+    first = _views(msg)
+    again = _views(msg)
+    for name in _VIEWS:
+        if name != "call_id":  # a str: equal, identity not promised
+            assert again[name] is first[name], name
+
+
+@pytest.mark.parametrize(
+    ("change", "changed"),
+    [
+        (lambda m: m.add("Subject", "hello"), set()),
+        (lambda m: m.add("v", "SIP/2.0/UDP last.example.com"), {"vias"}),
+        (lambda m: m.prepend("Via", "SIP/2.0/TCP first.example.com"), {"vias"}),
+        (lambda m: m.set("f", "<sip:carol@example.com>;tag=c"), {"from_addr"}),
+        (lambda m: m.set("To", "Bob <sip:bob@example.com>;tag=b"), {"to_addr"}),
+        (lambda m: m.set("CSeq", "314160 INVITE"), {"cseq"}),
+        (lambda m: m.set("i", "other@example.com"), {"call_id"}),
+        (lambda m: m.add("m", "<sip:alice@192.0.2.5>"), {"contacts"}),
+        (lambda m: m.remove("Contact"), {"contacts"}),
+        (lambda m: m.remove("Max-Forwards"), set()),
+        (
+            lambda m: m.replace_top_via(
+                Via("UDP", "pc33.example.com", None, {"branch": "z9hG4bK776asdhds", "rport": "5"})
+            ),
+            {"vias"},
+        ),
+        (lambda m: setattr(m, "uri", "sip:carol@example.com"), {"request_uri"}),
+    ],
+)
+def test_a_change_drops_only_the_views_of_the_changed_header(
+    change: Callable[[Request], None], changed: set[str]
+) -> None:
+    msg = invite()
+    before = _views(msg)
+    change(msg)
+    after = _views(msg)
+    assert after == _views(_fresh(msg))  # as if parsed anew
+    for name in set(_VIEWS) - changed - {"call_id"}:
+        assert after[name] is before[name], name
+    for name in changed:
+        assert after[name] != before[name], name
+
+
+def test_release_views_parses_again_to_equal_views() -> None:
+    msg = invite()
+    before = _views(msg)
+    msg.release_views()
+    after = _views(msg)
+    assert after == before
+    assert after["from_addr"] is not before["from_addr"]
+
+
+def test_views_follow_every_kind_of_change_in_turn() -> None:
+    msg = invite()
+    steps: list[Callable[[Request], None]] = [
+        lambda m: m.prepend("v", "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKtop"),
+        lambda m: m.replace_top_via(Via("TCP", "[2001:db8::1]", 5061, {"branch": "z9hG4bKx"})),
+        lambda m: m.set("t", '"B, ob" <sip:bob@[::1]:5062>;tag=t1'),
+        lambda m: m.remove("From"),
+        lambda m: m.add("From", "sip:alice@example.com;tag=2"),
+        lambda m: m.set("Contact", "*"),
+        lambda m: m.set("CSeq", "bad"),
+        lambda m: m.remove("Via"),
+        lambda m: m.add("Via", "SIP/2.0/UDP again.example.com"),
+        lambda m: m.release_views(),
+    ]
+    for step in steps:
+        _views(msg)  # cache what there is
+        step(msg)
+        assert _views(msg) == _views(_fresh(msg))
+
+
+def test_parse_cseq_memo_is_bounded_and_keeps_no_errors() -> None:
+    from siphon.sip import message
+
+    for seq in range(message._MAX_MEMO_CSEQS + 10):
+        assert parse_cseq(f"{seq} INVITE") == CSeq(seq, "INVITE")
+    assert len(message._CSEQS) <= message._MAX_MEMO_CSEQS
+    for _ in range(2):
+        with pytest.raises(RemoteProtocolError):
+            parse_cseq("1 IN VITE")
+    assert "1 IN VITE" not in message._CSEQS
 
 
 # --- typed views --------------------------------------------------------------------------

@@ -1004,6 +1004,53 @@ def test_unknown_headers_are_kept_verbatim() -> None:
     assert raw.encode() in msg.to_bytes()
 
 
+def _outcome_of(data: bytes) -> object:
+    try:
+        msg = parse_datagram(data)
+    except RemoteProtocolError as exc:
+        partial = exc.partial
+        seen = None if partial is None else (partial.start_line(), partial.headers)
+        return ("error", exc.status_hint, exc.reason, seen)
+    return (msg.start_line(), msg.headers, msg.body)
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_known_header_names_path_reads_like_the_general_one(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Header lines read by name lookup (_KNOWN_NAMES) equal those read line by line."""
+    from siphon.sip import parser
+
+    data = wire(name)
+    monkeypatch.setattr(parser, "_KNOWN_NAMES", {})  # nothing known: the general path
+    first = _outcome_of(data)
+    assert _outcome_of(data) == first  # the names it learnt now known
+
+
+def test_unknown_name_after_known_ones_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The known-names path stops at an unseen name; the general path starts over."""
+    from siphon.sip import parser
+
+    monkeypatch.setattr(parser, "_KNOWN_NAMES", {})
+    parse(build("OPTIONS sip:a@example.com SIP/2.0").replace(b"INVITE", b"OPTIONS"))
+    data = build("OPTIONS sip:a@example.com SIP/2.0", "X-Never-Seen: 1", "Subject: s").replace(
+        b"INVITE", b"OPTIONS"
+    )
+    msg = parse(data)
+    names = [name for name, _ in msg.headers]
+    assert names == [
+        "Via",
+        "Max-Forwards",
+        "To",
+        "From",
+        "Call-ID",
+        "CSeq",
+        "X-Never-Seen",
+        "Subject",
+        "Content-Length",
+    ]
+
+
 def test_header_with_space_before_colon_and_no_space_after() -> None:
     msg = parse(
         build("OPTIONS sip:a@example.com SIP/2.0", "Subject \t:x", "X-Empty:").replace(

@@ -560,6 +560,11 @@ _PIECES = [
     "branch=z9hG4bK1",
     "rport",
     "+",
+    "SIP:",
+    "[2001:db8::1]",
+    "[::1]:5061",
+    ";tag=",
+    "sips:a@[::1]",
 ]
 _texts = st.lists(st.sampled_from(_PIECES), max_size=12).map("".join)
 
@@ -679,3 +684,161 @@ def test_fast_paths_agree_on_structured_samples() -> None:
     for kind, text in _structured_samples(seed=3261, count=20_000):
         fast, general = parsers[kind]
         assert _outcome(fast, text) == _outcome(general, text), (kind, text)
+
+
+# Tricky texts near the edges of the fast paths: each parser must give exactly what
+# the general one gives (result or error reason).
+_TRICKY_URIS = [
+    "sip:alice@example.com",
+    "sips:alice@example.com:5061;transport=tcp;lr",
+    "SIP:alice@example.com",  # upper-case scheme: general path, lowered
+    "Sip:alice@EXAMPLE.com;Transport=UDP",
+    "sip:example.com.",
+    "sip:alice@[2001:db8::1]:5060;transport=udp",
+    "sip:[::1]",
+    "sip:[::1]:65535",
+    "sip:[::1]:65536",
+    "sip:[::1",
+    "sip:[::g]",
+    "sip:[::1]x",
+    "sip:[::1];maddr=[::2]",
+    "sip:al%69ce@example.com",
+    "sip:alice@example.com;na%6De=v",
+    "sip:alice@example.com;%",
+    "sip:alice:secret@example.com",
+    "sip:alice@example.com?subject=hi",
+    "sip:alice@example.com;lr;ttl=;x",
+    "sip:alice@example.com;;lr",
+    "sip:alice@example.com;=x",
+    "sip:alice@example.com;a=b=c",
+    "sip:alice@example.com:0",
+    "sip:alice@example.com:99999",
+    "sip:alice@example.com:",
+    "sip:@example.com",
+    "sip:a,b@example.com",
+    "sip:alice@-bad.com",
+    "sip:alice@under_score",
+    "sip:alice@exa mple.com",
+    "sip:alice@example.com\n",
+    "sip:alice@é.com",
+    "tel:+1-415-555-0100;ext=1",
+    "urn:service:sos",
+    "sip:",
+    "",
+]
+_TRICKY_NAME_ADDRS = [
+    "sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag001",
+    "<sip:service@127.0.0.1:5060>",
+    "  Bob  Smith\t<sip:bob@example.com> ;tag=1 ",
+    '"Alice" <sip:alice@example.com>;tag=1928301774',
+    '"Smith, Bob" <sip:bob@example.com>;tag=1',  # comma in a quoted name
+    '"Al \\"the\\" Ice" <sip:alice@example.com>',  # escaped quotes
+    '"back\\\\slash" <sip:a@b>',
+    '"" <sip:a@b>;tag=x',
+    '"unterminated <sip:a@b>',
+    '"a<b>" <sip:a@b>',
+    "é <sip:a@b>",
+    "Bob\u3000<sip:a@b>",
+    "Bob, Smith <sip:a@b>",
+    "<sip:alice@[2001:db8::1]:5060>;tag=v6",
+    "<sip:alice@[::1]:99999>",
+    "<sip:al%69ce@example.com>;tag=x",
+    "<SIP:alice@example.com>;tag=x",
+    "<sips:alice@example.com;transport=tcp;lr>;expires=60;q=0.5",
+    '<sip:alice@example.com>;+sip.instance="<urn:uuid:1>"',
+    "<sip:alice@example.com>;tag",
+    "<sip:alice@example.com>;tag=",
+    "<sip:alice@example.com>;TAG=Mixed",
+    "<sip:alice@example.com>;;tag=x",
+    "<sip:alice@example.com>;tag = x",
+    "<sip:alice@example.com>tag=x",
+    "<sip:alice@example.com?Route=%3Csip:p%3E>",
+    "<sip:alice@example.com",
+    "<tel:+14155550100>;tag=t",
+    "<urn:x>",
+    "sip:sipp@127.0.0.1:5061",
+    "sip:alice@example.com;tag=1;expires=60",
+    "sips:alice@[::1]:5061;lr",
+    "sip:alice@example.com?x=y",
+    "sip:a,b@example.com",
+    "sip:al%69ce@example.com",
+    "SIP:alice@example.com",
+    "sip:alice@example.com:99999",
+    "*",
+    "",
+]
+_TRICKY_VIAS = [
+    "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1",
+    "SIP/2.0/udp host;branch=z9hG4bK1;rport",
+    "SIP/2.0/TCP [2001:db8::9]:5060;branch=z9hG4bK1;received=192.0.2.1",
+    "SIP/2.0/UDP [::1]:99999;branch=x",
+    "SIP/2.0/UDP [::1",
+    "SIP/2.0/UDP host:65536;branch=x",
+    "SIP/2.0/UDP host:;branch=x",
+    "SIP/2.0/UDP host;branch=",
+    "SIP/2.0/UDP host;;branch=x",
+    "SIP/2.0/UDP host;=x",
+    "SIP/2.0/UDP host;branch=a=b",
+    'SIP/2.0/UDP host;maddr="x"',
+    "SIP/2.0/UDP host ;branch=x",
+    "SIP/2.0/UDP  host;branch=x",
+    "SIP/2.0/UDP host;branch=x (comment)",
+    "SIP/2.0/UDP host;branch=x(comment)",
+    "sip/2.0/udp host;branch=x",
+    "SIP / 2.0 / UDP host;branch=x",
+    "SIP/2.0/UDP h\u00e9;branch=x",
+    "SIP/2.0/UDP host;BRANCH=Z9hG4bK",
+    "SIP/2.0/UDP",
+    "",
+]
+
+
+def _general_of(parse: object) -> object:
+    from siphon.sip import uri
+
+    return {
+        parse_uri: uri._parse_uri_general,
+        parse_name_addr: uri._parse_name_addr_general,
+        parse_via: uri._parse_via_general,
+    }[parse]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [(parse_uri, t) for t in _TRICKY_URIS]
+    + [(parse_name_addr, t) for t in _TRICKY_NAME_ADDRS]
+    + [(parse_via, t) for t in _TRICKY_VIAS],
+)
+def test_fast_paths_agree_on_tricky_cases(parse: object, text: str) -> None:
+    assert _outcome(parse, text) == _outcome(_general_of(parse), text)
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_uri, "sip:service@127.0.0.1:5060"),
+        (parse_uri, "sips:alice@[2001:db8::1]:5061;transport=tls;lr"),
+        (parse_name_addr, "sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag001"),
+        (parse_name_addr, '"Alice" <sip:alice@example.com;user=phone>;tag=1;q=0.5'),
+        (parse_name_addr, "<sip:alice@[::1]:5061>"),
+        (parse_name_addr, "sip:sipp@127.0.0.1:5061"),
+        (parse_name_addr, "sip:alice@example.com;expires=60"),
+        (parse_via, "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1;rport"),
+        (parse_via, "SIP/2.0/TLS [2001:db8::9]:5061;branch=z9hG4bK1"),
+    ],
+)
+def test_common_forms_take_the_fast_path(
+    parse: object, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forms every call carries never reach the general parser (nor parse_params)."""
+    from siphon.sip import headers, uri
+
+    expected = _outcome(_general_of(parse), text)
+
+    def refuse(*args: object) -> object:
+        raise AssertionError("general path taken")
+
+    for name in ("_parse_uri_general", "_parse_name_addr_general", "_parse_via_general"):
+        monkeypatch.setattr(uri, name, refuse)
+    monkeypatch.setattr(headers, "_parse_params_general", refuse)
+    assert parse(text) == expected  # type: ignore[operator]

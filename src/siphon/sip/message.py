@@ -2,13 +2,14 @@
 
 Headers are kept as an ordered list of ``(name, value)`` text pairs, so unknown
 headers pass through verbatim. Typed views (``cseq``, ``vias``, ``from_addr``…) are
-parsed on first use and cached until a header changes (or ``release_views()``). Names are matched
-case-insensitively and compact forms are expanded (``v`` is ``Via``).
+parsed on first use and cached until a header they are read from changes (or
+``release_views()``), so each header value is parsed at most once per message however
+often the stack reads it. Names are matched case-insensitively and compact forms are
+expanded (``v`` is ``Via``).
 """
 
 from __future__ import annotations
 
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 from siphon.errors import RemoteProtocolError
 from siphon.sip.headers import LIST_HEADERS, canonical_name, is_token, split_list
 from siphon.sip.uri import NameAddr, Uri, Via, parse_name_addr, parse_uri, parse_via
+from siphon.tokens import token_hex
 
 SIP_VERSION = "SIP/2.0"
 # RFC 3261 §8.1.1.7: branch IDs of RFC 3261 compliant elements start with this cookie.
@@ -87,15 +89,15 @@ def reason_phrase(status: int) -> str:
 
 
 def new_branch() -> str:
-    return BRANCH_MAGIC + secrets.token_hex(8)
+    return BRANCH_MAGIC + token_hex(8)
 
 
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return token_hex(6)
 
 
 def new_call_id(host: str = "") -> str:
-    token = secrets.token_hex(12)
+    token = token_hex(12)
     return f"{token}@{host}" if host else token
 
 
@@ -108,7 +110,24 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+# CSeq text -> CSeq. A CSeq is immutable, so messages can share one, and the same
+# few values ("1 INVITE", "1 ACK", "2 BYE"...) recur in every call. Bounded because
+# the values come from the network: emptied when full.
+_CSEQS: dict[str, CSeq] = {}
+_MAX_MEMO_CSEQS = 1024
+
+
 def parse_cseq(value: str) -> CSeq:
+    cseq = _CSEQS.get(value)
+    if cseq is None:
+        cseq = _parse_cseq(value)
+        if len(_CSEQS) >= _MAX_MEMO_CSEQS:
+            _CSEQS.clear()
+        _CSEQS[value] = cseq
+    return cseq
+
+
+def _parse_cseq(value: str) -> CSeq:
     # RFC 3261 §20.16: CSeq = 1*DIGIT LWS Method (any white space between them).
     parts = value.split()
     if len(parts) != 2:
@@ -157,6 +176,9 @@ class Message(ABC):
         # response can share the entries it copies from its request, and the garbage
         # collector stops tracking them (they hold only strings).
         self._headers: list[tuple[str, str, str]] = []
+        # Typed views, under the key of the header they are parsed from ("via",
+        # "from"...; "ruri" for the Request-URI): every method that changes a header
+        # drops that header's view, and only that one.
         self._cache: dict[str, Any] = {}
         self.body = body
         if headers:
@@ -185,13 +207,16 @@ class Message(ABC):
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, comma lists split for list headers (RFC 3261 §7.3.1)."""
-        key = _key(name)
-        raw = [h[2] for h in self._headers if h[0] == key]
+        return self._values(_key(name))
+
+    def _values(self, key: str) -> list[str]:
+        """``get_all`` for a key already in lower-case long form (the typed views)."""
         if key not in LIST_HEADERS:
-            return raw
+            return [h[2] for h in self._headers if h[0] == key]
         out: list[str] = []
-        for value in raw:
-            out.extend(split_list(value))
+        for h in self._headers:
+            if h[0] == key:
+                out += split_list(h[2])
         return out
 
     def count(self, name: str) -> int:
@@ -204,14 +229,12 @@ class Message(ABC):
     def add(self, name: str, value: str) -> None:
         key, canonical = _names(name)
         self._headers.append((key, canonical, value))
-        if self._cache:
-            self._cache.clear()
+        self._cache.pop(key, None)
 
     def prepend(self, name: str, value: str) -> None:
         key, canonical = _names(name)
         self._headers.insert(0, (key, canonical, value))
-        if self._cache:
-            self._cache.clear()
+        self._cache.pop(key, None)
 
     def set(self, name: str, value: str) -> None:
         """Replace every occurrence of ``name`` by one value, kept at the first position."""
@@ -220,14 +243,14 @@ class Message(ABC):
             if h[0] == key:
                 self._headers[i + 1 :] = [x for x in self._headers[i + 1 :] if x[0] != key]
                 self._headers[i] = (key, h[1], value)
-                self._cache.clear()
+                self._cache.pop(key, None)
                 return
         self.add(name, value)
 
     def remove(self, name: str) -> None:
         key = _key(name)
         self._headers = [h for h in self._headers if h[0] != key]
-        self._cache.clear()
+        self._cache.pop(key, None)
 
     def replace_top_via(self, via: Via) -> None:
         """Rewrite the first Via value in place (received/rport, RFC 3261 §18.2.1)."""
@@ -236,7 +259,7 @@ class Message(ABC):
                 values = split_list(h[2])
                 values[0] = str(via)
                 self._headers[i] = ("via", h[1], ", ".join(values))
-                self._cache.clear()
+                self._cache.pop("via", None)
                 return
         self.prepend("Via", str(via))
 
@@ -254,6 +277,8 @@ class Message(ABC):
         self._cache = {}
 
     # -- typed views ---------------------------------------------------------------
+    # Each is parsed on first use and kept in _cache under its header's key. The
+    # annotated local takes the Any of the cache (mypy) without a run-time check.
     def _required(self, key: str, name: str) -> str:
         value = self._first(key)
         if value is None:
@@ -262,49 +287,45 @@ class Message(ABC):
 
     @property
     def call_id(self) -> str:
-        cached = self._cache.get("call-id")
+        cached: str | None = self._cache.get("call-id")
         if cached is None:
             cached = self._cache["call-id"] = self._required("call-id", "Call-ID").strip()
-        return str(cached)
+        return cached
 
     @property
     def cseq(self) -> CSeq:
-        cached = self._cache.get("cseq")
+        cached: CSeq | None = self._cache.get("cseq")
         if cached is None:
             cached = self._cache["cseq"] = parse_cseq(self._required("cseq", "CSeq"))
-        assert isinstance(cached, CSeq)
         return cached
 
     @property
     def from_addr(self) -> NameAddr:
-        cached = self._cache.get("from")
+        cached: NameAddr | None = self._cache.get("from")
         if cached is None:
             cached = self._cache["from"] = parse_name_addr(self._required("from", "From"))
-        assert isinstance(cached, NameAddr)
         return cached
 
     @property
     def to_addr(self) -> NameAddr:
-        cached = self._cache.get("to")
+        cached: NameAddr | None = self._cache.get("to")
         if cached is None:
             cached = self._cache["to"] = parse_name_addr(self._required("to", "To"))
-        assert isinstance(cached, NameAddr)
         return cached
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_addr.tag
+        return self.from_addr.params.get("tag")
 
     @property
     def to_tag(self) -> str | None:
-        return self.to_addr.tag
+        return self.to_addr.params.get("tag")
 
     @property
     def vias(self) -> list[Via]:
-        cached = self._cache.get("via")
+        cached: list[Via] | None = self._cache.get("via")
         if cached is None:
-            cached = self._cache["via"] = [parse_via(v) for v in self.get_all("Via")]
-        assert isinstance(cached, list)
+            cached = self._cache["via"] = [parse_via(v) for v in self._values("via")]
         return cached
 
     @property
@@ -318,19 +339,18 @@ class Message(ABC):
 
     @property
     def contacts(self) -> list[NameAddr]:
-        cached = self._cache.get("contact")
+        cached: list[NameAddr] | None = self._cache.get("contact")
         if cached is None:
-            cached = self._cache["contact"] = [parse_name_addr(v) for v in self.get_all("Contact")]
-        assert isinstance(cached, list)
+            cached = self._cache["contact"] = [parse_name_addr(v) for v in self._values("contact")]
         return cached
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return [parse_name_addr(v) for v in self.get_all("Record-Route")]
+        return [parse_name_addr(v) for v in self._values("record-route")]
 
     @property
     def routes(self) -> list[NameAddr]:
-        return [parse_name_addr(v) for v in self.get_all("Route")]
+        return [parse_name_addr(v) for v in self._values("route")]
 
     @property
     def max_forwards(self) -> int | None:
@@ -441,20 +461,21 @@ class Request(Message):
         server can answer a malformed request with 400.
         """
         response = Response(status, reason or reason_phrase(status), None, body)
+        # The request's header tuples are shared, not copied: they are immutable.
         copied = response._headers
         for header in self._headers:
             key = header[0]
             if key in _COPIED_INTO_RESPONSES:
                 copied.append(header)
             elif key == "to":
-                value = header[2]
                 if to_tag and status != 100 and not self._has_to_tag():
-                    header = (key, header[1], f"{value};tag={to_tag}")
+                    header = (key, header[1], f"{header[2]};tag={to_tag}")
                 copied.append(header)
             elif key == "timestamp" and status == 100:
                 copied.append(header)  # RFC 3261 §8.2.6.1
-        for name, value in headers:
-            response.add(name, value)
+        for name, value in headers:  # as add() does, the new response has no views yet
+            key, canonical = _names(name)
+            copied.append((key, canonical, value))
         return response
 
 

@@ -39,6 +39,26 @@ _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # A NUL is allowed in a header only as a quoted-pair inside a quoted string (RFC 3261
 # §25.1, RFC 4475 §3.1.1.2); anywhere else it is refused.
 _BARE_NUL_RE = re.compile(r"(?<!\\)\x00")
+# Method names every UA sends: known tokens, so the common request line skips the
+# token check (RFC 3261 §7.1, RFC 3262, 3265, 3311, 3428, 3515, 3903, 6086).
+_COMMON_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
 # Headers a message must carry exactly once (RFC 3261 §8.1.1, §20).
 _SINGLE_HEADERS = ("call-id", "cseq", "from", "to")
 _MANDATORY = (
@@ -48,6 +68,7 @@ _MANDATORY = (
     ("to", "To"),
     ("cseq", "CSeq"),
 )
+_MANDATORY_KEYS = frozenset(key for key, _ in _MANDATORY)
 
 
 def _find_head_end(
@@ -96,16 +117,21 @@ def _parse_head(head: bytes) -> Message:
                 f"more than {MAX_HEADER_COUNT} header lines", reason="Too Many Headers"
             )
         del header_lines[MAX_HEADER_COUNT:]
-    if not suspicious and "\n " not in text and "\n\t" not in text:
-        # The common case: no folded lines, no stray CR/LF/NUL, and only header
-        # names seen before (_KNOWN_NAMES), so every line is well formed. Anything
-        # else takes the general path below.
+    if not suspicious and len(text) <= MAX_LINE_LENGTH and "\n " not in text and "\n\t" not in text:
+        # The common case: no folded lines, no stray CR/LF/NUL, no value that can be
+        # too long, and only header names seen before (_KNOWN_NAMES), so every line
+        # is well formed. At the first line that is not, the general path below
+        # starts over.
         known = _KNOWN_NAMES
-        parts = [line.partition(":") for line in header_lines]
-        named = [(n, p[2]) for p in parts if p[1] and (n := known.get(p[0])) is not None]
-        if len(named) == len(parts) and len(text) <= MAX_LINE_LENGTH:
-            # Every name known, and no value can be too long: all lines are fine.
-            message._headers = [(n[0], n[1], value.strip(_WSP)) for n, value in named]
+        headers = message._headers
+        for line in header_lines:
+            raw_name, colon, value = line.partition(":")
+            names = known.get(raw_name)
+            if names is None or not colon:
+                headers.clear()
+                break
+            headers.append((names[0], names[1], value.strip(_WSP)))
+        else:
             if error is not None:
                 error.partial = _partial(message)
                 raise error
@@ -192,7 +218,11 @@ def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
     parts = line.split(" ")
     if len(parts) == 3:
         method, uri, version = parts
-        if _TOKEN_RE.fullmatch(method) and uri and version.upper() == SIP_VERSION:
+        if (
+            (method in _COMMON_METHODS or _TOKEN_RE.fullmatch(method))
+            and uri
+            and (version == SIP_VERSION or version.upper() == SIP_VERSION)
+        ):
             request = Request(method, uri)
             if len(uri) > MAX_URI_LENGTH:
                 return request, RemoteProtocolError(
@@ -236,20 +266,25 @@ def _validate(message: Message) -> None:
     """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2)."""
     partial = _partial(message)
     keys = [header[0] for header in message._headers]
-    for key, name in _MANDATORY:
-        if key not in keys:
+    present = set(keys)
+    if not present.issuperset(_MANDATORY_KEYS):
+        for key, name in _MANDATORY:
+            if key not in present:
+                raise RemoteProtocolError(
+                    f"missing {name} header", reason=f"Missing {name}", partial=partial
+                )
+    # Most messages repeat no header at all; the counts are only needed when one does.
+    repeats = len(present) != len(keys)
+    if repeats:
+        for key in _SINGLE_HEADERS:
+            if keys.count(key) > 1:
+                raise RemoteProtocolError(
+                    f"more than one {key} header", reason="Duplicate Header", partial=partial
+                )
+        if keys.count("content-length") > 1:
             raise RemoteProtocolError(
-                f"missing {name} header", reason=f"Missing {name}", partial=partial
+                "more than one Content-Length", reason="Duplicate Header", partial=partial
             )
-    for key in _SINGLE_HEADERS:
-        if keys.count(key) > 1:
-            raise RemoteProtocolError(
-                f"more than one {key} header", reason="Duplicate Header", partial=partial
-            )
-    if keys.count("content-length") > 1:
-        raise RemoteProtocolError(
-            "more than one Content-Length", reason="Duplicate Header", partial=partial
-        )
     try:
         if not message.call_id:
             raise RemoteProtocolError("empty Call-ID", reason="Bad Call-ID")
@@ -263,9 +298,9 @@ def _validate(message: Message) -> None:
                     f"CSeq method {cseq.method} does not match {message.method}",
                     reason="CSeq Method Mismatch",
                 )
-            if keys.count("max-forwards") > 1:
+            if repeats and keys.count("max-forwards") > 1:
                 raise RemoteProtocolError("more than one Max-Forwards", reason="Duplicate Header")
-            max_forwards = message.get("Max-Forwards")
+            max_forwards = message._first("max-forwards")
             if max_forwards is not None and not _max_forwards_ok(max_forwards):
                 raise RemoteProtocolError(
                     f"bad Max-Forwards {max_forwards[:20]!r}", reason="Bad Max-Forwards"
@@ -287,7 +322,7 @@ def _validate(message: Message) -> None:
 
 
 def _content_length(message: Message) -> int | None:
-    value = message.get("Content-Length")
+    value = message._first("content-length")
     if value is None:
         return None
     value = value.strip()

@@ -12,7 +12,14 @@ from urllib.parse import quote as _pct_quote
 from urllib.parse import unquote as _pct_unquote
 
 from siphon.errors import RemoteProtocolError
-from siphon.sip.headers import format_params, parse_params, quote, unquote
+from siphon.sip.headers import (
+    SIMPLE_PARAM,
+    format_params,
+    parse_params,
+    quote,
+    split_simple_params,
+    unquote,
+)
 
 # RFC 3261 §25.1: characters allowed unescaped in the user part and in parameters.
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
@@ -37,34 +44,39 @@ _DISPLAY_TOKENS_RE = re.compile(
 
 
 # Fast paths. The usual forms of a SIP URI, a name-addr and a Via are read by one
-# regular expression each (parsing is a good part of what a call costs us). Each
-# accepts only text on which the general parser gives the same result (no
-# %-escapes, no password, no URI headers, no IPv6...), so where one does not match,
-# the general parser decides, errors included. tests/sip/test_uri.py checks the
-# two against each other.
+# regular expression each, the URI and the parameters included (parsing is a good
+# part of what a call costs us). Each accepts only text on which the general parser
+# gives the same result (no %-escapes, no password, no URI headers, no quoting, no
+# white space among parameters...), so where one does not match, the general parser
+# decides, errors included. tests/sip/test_uri.py checks the two against each other.
 #
-# user@host:port;params after "sip:" or "sips:". The user and the parameters leave
-# out "@" (so the first "@" is the one that ends the user), "%", ";", "?" and ":"
-# (user only): the characters the general parser treats specially.
-_FAST_SIP_URI_RE = re.compile(
+# host[:port]: a host name, IPv4 address or IPv6 reference exactly as parse_host
+# accepts it (_HOSTNAME_RE, _IPV6_RE); the port is checked against 65535 after the
+# match.
+_HOSTPORT = rf"({_HOSTNAME}|\[[0-9A-Fa-f:.]+\])(?::([0-9]{{1,5}}))?"
+# user@host:port;params after "sip:" or "sips:" (four groups). The user and the
+# parameters leave out "@" (so the first "@" is the one that ends the user), "%",
+# ";", "?" and ":" (user only): the characters the general parser treats specially.
+_SIP_URI_PARTS = (
     r"(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"
-    rf"({_HOSTNAME})"
-    r"(?::([0-9]{1,5}))?"
-    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
+    + _HOSTPORT
+    + r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]*)?)*)"
 )
-# [display-name tokens] <uri> [;params], or "quoted display name" <uri> [;params],
-# after strip(); the URI itself goes to parse_uri.
-_FAST_NAME_ADDR_RE = re.compile(
+# The scheme in lower case only: "SIP:" goes to the general parser, which lowers it.
+_FAST_SIP_URI_RE = re.compile(rf"(sips?):{_SIP_URI_PARTS}")
+# [display-name tokens] or "quoted display name" without escapes (two groups).
+_DISPLAY_NAME = (
     r"(?:([A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*)[ \t]*"
     r'|"([^"\\\r\n]*)"[ \t]*)?'
-    r"<([^<>]*)>[ \t]*(;.*)?",
-    re.DOTALL,
 )
-
-
-# In the addr-spec form (no <>), ";" starts header parameters and "," or "?" is an
-# error: the general parser handles all three.
-_ADDR_SPEC_SPECIALS_RE = re.compile(r"[;,?<]")
+# The usual From, To and Contact: [display name] <simple sip URI> [;simple params],
+# after strip(): eight groups, read without any further parsing.
+_FAST_SIP_NAME_ADDR_RE = re.compile(
+    rf"{_DISPLAY_NAME}<(sips?):{_SIP_URI_PARTS}>[ \t]*({SIMPLE_PARAM}*)"
+)
+# [display name] <any uri> [;any params], after strip(): the URI goes to parse_uri
+# and the parameters to parse_params.
+_FAST_NAME_ADDR_RE = re.compile(rf"{_DISPLAY_NAME}<([^<>]*)>[ \t]*(;.*)?", re.DOTALL)
 
 
 def _bad_uri(text: str, why: str) -> RemoteProtocolError:
@@ -201,19 +213,13 @@ Uri = SipUri | TelUri | AbsoluteUri
 
 def parse_uri(text: str) -> Uri:
     """Parse a URI; SIP/SIPS/tel get full structure, other schemes are kept verbatim."""
-    scheme, _, rest = text.partition(":")
-    if scheme == "sip" or scheme == "sips":
-        fast = _FAST_SIP_URI_RE.fullmatch(rest)
-        if fast is not None:
-            user, host, port_text, params_text = fast.groups()
-            port = int(port_text) if port_text else None
-            if port is None or port <= 65535:
-                params: dict[str, str | None] = {}
-                if params_text:
-                    for item in params_text[1:].split(";"):
-                        name, eq, value = item.partition("=")
-                        params[name.lower()] = value if eq else None
-                return SipUri(host, user, None, port, scheme, params, {})
+    fast = _FAST_SIP_URI_RE.fullmatch(text)
+    if fast is not None:
+        scheme, user, host, port_text, params_text = fast.groups()
+        port = int(port_text) if port_text else None
+        if port is None or port <= 65535:
+            params = split_simple_params(params_text) if params_text else {}
+            return SipUri(host, user, None, port, scheme, params, {})
     return _parse_uri_general(text)
 
 
@@ -305,14 +311,41 @@ class NameAddr:
 
 def parse_name_addr(value: str) -> NameAddr:
     text = value.strip()
+    if text.startswith(("sip:", "sips:")):
+        # The addr-spec form, as SIPp's Contact (a display name before "<" is quoted
+        # or tokens, and a token has no ":"). Parameters after the URI belong to the
+        # header (RFC 3261 §20.10). A "," (allowed in the user part of a URI) is an
+        # error there, which the general parser reports.
+        fast = _FAST_SIP_URI_RE.fullmatch(text)
+        if fast is not None and "," not in text:
+            scheme, user, host, port_text, params_text = fast.groups()
+            port = int(port_text) if port_text else None
+            if port is None or port <= 65535:
+                params = split_simple_params(params_text) if params_text else {}
+                return NameAddr(SipUri(host, user, None, port, scheme, {}, {}), None, params)
+        return _parse_name_addr_general(value)
+    fast = _FAST_SIP_NAME_ADDR_RE.fullmatch(text)
+    if fast is not None:
+        tokens, quoted, scheme, user, host, port_text, uri_params, header_params = fast.groups()
+        port = int(port_text) if port_text else None
+        if port is None or port <= 65535:
+            uri = SipUri(
+                host,
+                user,
+                None,
+                port,
+                scheme,
+                split_simple_params(uri_params) if uri_params else {},
+                {},
+            )
+            display = tokens if quoted is None else quoted
+            params = split_simple_params(header_params) if header_params else {}
+            return NameAddr(uri, display, params)
     fast = _FAST_NAME_ADDR_RE.fullmatch(text)
     if fast is not None:
         tokens, quoted, uri_text, params_text = fast.groups()
         display = tokens if quoted is None else quoted
         return NameAddr(parse_uri(uri_text), display, parse_params(params_text or ""))
-    if text.startswith(("sip:", "sips:")) and not _ADDR_SPEC_SPECIALS_RE.search(text):
-        # A bare SIP URI with no parameters: the addr-spec form, as SIPp's Contact.
-        return NameAddr(parse_uri(text), None, {})
     return _parse_name_addr_general(value)
 
 
@@ -412,10 +445,11 @@ _VIA_RE = re.compile(
 )
 
 
-# SIP/2.0/transport host[:port][;params], in upper case, one space, no IPv6, no
-# comment, no quoting and no white space among the parameters.
+# SIP/2.0/transport host[:port][;params], in upper case, one space, no comment, no
+# quoting and no white space among the parameters.
 _FAST_VIA_RE = re.compile(
-    rf"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) ({_HOSTNAME})(?::([0-9]{{1,5}}))?((?:;[^;\"(\s]+)*)"
+    rf"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) {_HOSTPORT}"
+    r'((?:;[^;=\s"(]+(?:=[^;\s"(]*)?)*)'  # SIMPLE_PARAM without "(", which starts a comment
 )
 
 
@@ -425,7 +459,8 @@ def parse_via(value: str) -> Via:
         transport, host, port_text, params_text = fast.groups()
         port = int(port_text) if port_text else None
         if port is None or port <= 65535:
-            return Via(transport.upper(), host, port, parse_params(params_text))
+            params = split_simple_params(params_text) if params_text else {}
+            return Via(transport.upper(), host, port, params)
     return _parse_via_general(value)
 
 
