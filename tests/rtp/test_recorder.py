@@ -195,6 +195,133 @@ def test_mono_16k_writer(tmp_path: Path) -> None:
     assert samples[:, 0].tolist() == list(range(320))
 
 
+def test_frames_stay_buffered_until_flush(tmp_path: Path) -> None:
+    path = tmp_path / "buffered.wav"
+    w = WavWriter(path)
+    for i in range(3):
+        w.write(interleave(*tick(i)))
+    assert path.stat().st_size == HEADER_SIZE  # one write per flush, not per frame
+    w.flush(fsync=True)
+    assert path.stat().st_size == HEADER_SIZE + 3 * FRAME * 4
+    w.close()
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(3))
+
+
+def test_short_call_is_one_write_of_header_and_data(tmp_path: Path) -> None:
+    path = tmp_path / "short.wav"
+    with WavWriter(path) as w:  # closed before any flush: header patched with the data
+        for i in range(4):
+            w.write(interleave(*tick(i)))
+    assert sizes(path) == (36 + 4 * FRAME * 4, 4 * FRAME * 4)
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(4))
+
+
+def test_unflushed_writer_flushes_itself_every_64_kib(tmp_path: Path) -> None:
+    path = tmp_path / "long.wav"
+    with WavWriter(path) as w:
+        for i in range(110):  # 70 400 bytes, never flushed by the caller
+            w.write(interleave(*tick(i)))
+            if i == 100:
+                assert path.stat().st_size == HEADER_SIZE
+        assert path.stat().st_size == HEADER_SIZE + 103 * FRAME * 4
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(110))
+
+
+def test_write_keeps_a_copy_of_a_mutable_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "copy.wav"
+    buf = bytearray(interleave(*tick(0)))
+    with WavWriter(path) as w:
+        w.write(buf)
+        buf[:] = bytes(len(buf))  # the caller reuses its buffer before the flush
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(1))
+
+
+@pytest.mark.parametrize("frames", [0, 3])
+def test_lazy_header_comes_with_the_first_flush_or_close(tmp_path: Path, frames: int) -> None:
+    path = tmp_path / "lazy.wav"
+    w = WavWriter(path, lazy_header=True)
+    assert path.stat().st_size == 0
+    for i in range(frames):
+        w.write(interleave(*tick(i)))
+    w.close()
+    assert sizes(path) == (36 + frames * FRAME * 4, frames * FRAME * 4)
+    params, samples = read_wav(path)
+    assert (params.nchannels, params.framerate, params.nframes) == (2, 8000, frames * FRAME)
+    if frames:
+        np.testing.assert_array_equal(samples, expected_samples(frames))
+    assert repair_wav(path) is False
+
+
+def test_lazy_header_flush_writes_the_placeholder_then_close_patches_it(tmp_path: Path) -> None:
+    path = tmp_path / "lazy-flushed.wav"
+    w = WavWriter(path, lazy_header=True)
+    w.write(interleave(*tick(0)))
+    w.flush()
+    assert sizes(path) == (UNKNOWN_SIZE, UNKNOWN_SIZE)
+    assert path.stat().st_size == HEADER_SIZE + FRAME * 4
+    w.write(interleave(*tick(1)))
+    w.close()
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(2))
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import siphon.rtp.recorder as recorder
+
+    real_write, real_writev, real_pwrite = os.write, os.writev, os.pwrite
+
+    def write(fd: int, data: bytes) -> int:
+        return real_write(fd, bytes(data)[:100])
+
+    def writev(fd: int, chunks: list[bytes]) -> int:
+        return real_writev(fd, chunks[:1])  # the first chunk only
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        return real_pwrite(fd, bytes(data)[:10], offset)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(recorder, "_writev", writev)
+    monkeypatch.setattr(recorder, "_pwrite", pwrite)
+    path = tmp_path / "short-writes.wav"
+    with WavWriter(path) as w:
+        for i in range(5):
+            w.write(interleave(*tick(i)))
+        w.flush()
+        w.write(interleave(*tick(5)))
+    assert sizes(path) == (36 + 6 * FRAME * 4, 6 * FRAME * 4)
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(6))
+
+
+def test_without_pwrite_the_header_is_patched_after_a_seek(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import siphon.rtp.recorder as recorder
+
+    monkeypatch.setattr(recorder, "_pwrite", None)  # Windows
+    monkeypatch.setattr(recorder, "_writev", None)
+    path = tmp_path / "seek.wav"
+    with WavWriter(path) as w:
+        for i in range(3):
+            w.write(interleave(*tick(i)))
+        w.flush()
+    np.testing.assert_array_equal(read_wav(path)[1], expected_samples(3))
+
+
+def test_abandoned_writer_finishes_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "abandoned.wav"
+    w = WavWriter(path)
+    w.write(interleave(*tick(0)))
+    del w  # no close: the finalizer writes, patches and frees the descriptor
+    assert sizes(path) == (36 + FRAME * 4, FRAME * 4)
+
+
+def test_open_failure_raises_and_leaks_nothing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        WavWriter(tmp_path / "missing" / "x.wav")
+    with pytest.raises(ConfigError):
+        WavWriter(tmp_path / "bad.wav", channels=0)
+    assert not (tmp_path / "bad.wav").exists()
+
+
 # --------------------------------------------------------------------------- crash and repair
 
 KILLED_WRITER = """
@@ -209,8 +336,7 @@ for i in range(int(sys.argv[2])):
     w.write(interleave(left, right))
 w.flush()
 if len(sys.argv) > 3:
-    w._file.write(bytes.fromhex(sys.argv[3]))  # a partial trailing sample frame
-    w._file.flush()
+    os.write(w._fd, bytes.fromhex(sys.argv[3]))  # a partial trailing sample frame
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

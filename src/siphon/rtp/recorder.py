@@ -6,7 +6,8 @@ header, ``interleave`` turns two aligned mono frames into stereo PCM, and
 ``WavWriter``, ``repair_wav`` and ``repair_directory`` are thin blocking file
 I/O around it, meant to run in a worker thread of the asyncio layer.
 
-Crash safety: the header is written at open with both size fields set to
+Crash safety: the header is written at open (with ``lazy_header``, at the first
+flush: a file killed before it stays empty) with both size fields set to
 ``0xFFFFFFFF``, the conventional "unknown length, read to end of file" value of
 streamed WAV (what ffmpeg writes on unseekable output; ffmpeg, sox and most
 players read such a file to its end while it grows). ``close`` patches the true
@@ -22,12 +23,12 @@ about 37 hours of call; beyond it the header sizes saturate at the placeholder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -221,10 +222,18 @@ def repair_directory(directory: str | os.PathLike[str]) -> list[Path]:
 class WavWriter:
     """Appends PCM frames to a WAV file whose header is finished on ``close``.
 
-    Blocking file I/O, to run in a worker thread. ``write`` takes whole sample
-    frames (e.g. ``interleave`` output); ``flush`` hands buffered data to the OS
-    and should be called every few seconds by the caller; ``close`` patches the
-    header sizes and may be called any number of times.
+    Blocking file I/O, to run in a worker thread. The header (with placeholder
+    sizes) reaches the OS at open; with ``lazy_header`` only with the first flush
+    or on close, one write less for a file closed before its first flush (but
+    empty until then). ``write`` takes whole sample frames (e.g.
+    ``interleave`` output) and buffers them in memory; ``flush`` hands them to
+    the OS and should be called every second or so by the caller (a writer
+    nobody flushes does it itself every 64 KiB); ``close`` writes what is left,
+    patches the header sizes and may be called any number of times.
+
+    Plain descriptor calls, not a buffered file object: a short recording costs
+    four system calls (open, header, header patch, close; three with
+    ``lazy_header``) and a long one one write per flush, not one per 4-8 KiB.
     """
 
     def __init__(
@@ -233,25 +242,33 @@ class WavWriter:
         sample_rate: int = 8000,
         channels: int = 2,
         bits: int = 16,
+        *,
+        lazy_header: bool = False,
     ) -> None:
+        self._fd: int | None = None  # first, for __del__ if the rest fails
         header = wav_header(sample_rate, channels, bits, UNKNOWN_SIZE)
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)
         self.sample_rate = sample_rate
         self.channels = channels
         self.bits = bits
         self.block_align = channels * bits // 8
         self.data_bytes = 0
-        self._file: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 (closed by close)
-        try:
-            self._file.write(header)
-            self._file.flush()
-        except BaseException:
-            self._file.close()
-            raise
+        self._chunks: list[bytes] = []  # written, not yet handed to the OS
+        self._buffered = 0
+        self._data_in_file = False  # whether any sample data was handed to the OS
+        self._header_due = lazy_header  # the placeholder header is still to be written
+        fd = os.open(self.path, _OPEN_FLAGS, 0o666)
+        if not lazy_header:
+            try:
+                _write_all(fd, header)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd = fd
 
     @property
     def closed(self) -> bool:
-        return self._file is None
+        return self._fd is None
 
     @property
     def frames_written(self) -> int:
@@ -263,40 +280,70 @@ class WavWriter:
 
     def write(self, frames: bytes | bytearray | memoryview) -> None:
         """Append whole sample frames (``block_align`` bytes each)."""
-        if self._file is None:
+        if self._fd is None:
             raise ConfigError(f"write to {self.path} after close")
-        n = len(memoryview(frames).cast("B"))
+        # Buffered until the next flush: a copy unless immutable.
+        data = frames if isinstance(frames, bytes) else bytes(frames)
+        n = len(data)
         if n % self.block_align:
             raise ConfigError(
                 f"{n} bytes is not a whole number of {self.block_align}-byte sample frames"
             )
-        self._file.write(frames)
+        self._chunks.append(data)
+        self._buffered += n
         self.data_bytes += n
+        if self._buffered >= _AUTO_FLUSH_BYTES:
+            self.flush()
 
     def flush(self, *, fsync: bool = False) -> None:
         """Push buffered data to the OS (a crash of this process then loses none of it).
 
         With ``fsync`` also to the disk, against power loss. No-op once closed.
+        Buffered data a failing write could not hand over is dropped, not retried
+        (a retry would duplicate what part of it did reach the file).
         """
-        if self._file is None:
+        fd = self._fd
+        if fd is None:
             return
-        self._file.flush()
+        if self._header_due:
+            self._header_due = False
+            header = wav_header(self.sample_rate, self.channels, self.bits, UNKNOWN_SIZE)
+            self._chunks.insert(0, header)
+            self._buffered += len(header)
+        if self._chunks:
+            chunks, size = self._chunks, self._buffered
+            self._chunks, self._buffered = [], 0
+            self._data_in_file = True
+            _write_chunks(fd, chunks, size)
         if fsync:
-            os.fsync(self._file.fileno())
+            os.fsync(fd)
 
     def close(self) -> None:
-        """Patch the RIFF and data sizes and close; later calls do nothing."""
-        f = self._file
-        if f is None:
+        """Write what is buffered, patch the RIFF and data sizes and close; later calls
+        do nothing."""
+        fd = self._fd
+        if fd is None:
             return
-        self._file = None
+        self._fd = None
         try:
-            f.flush()
-            f.seek(0)
-            f.write(wav_header(self.sample_rate, self.channels, self.bits, self.data_bytes))
-            f.flush()
+            header = wav_header(self.sample_rate, self.channels, self.bits, self.data_bytes)
+            chunks, size = self._chunks, self._buffered
+            self._chunks, self._buffered = [], 0
+            if chunks and not self._data_in_file:
+                # Nothing but the header in the file yet: header and data in one write.
+                _pwrite_all(fd, header + b"".join(chunks), 0)
+            else:
+                if chunks:
+                    _write_chunks(fd, chunks, size)
+                _pwrite_all(fd, header, 0)
         finally:
-            f.close()
+            os.close(fd)
+
+    def __del__(self) -> None:
+        # An abandoned writer still finishes its file and frees its descriptor.
+        if self._fd is not None:
+            with contextlib.suppress(Exception):
+                self.close()
 
     def __enter__(self) -> WavWriter:
         return self
@@ -308,3 +355,39 @@ class WavWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+_AUTO_FLUSH_BYTES = 1 << 16  # bounds the memory of a writer nobody flushes
+_IOV_MAX = 1024  # Linux, macOS and the BSDs; the POSIX minimum is 16
+_writev = getattr(os, "writev", None)  # not on Windows
+_pwrite = getattr(os, "pwrite", None)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    done = os.write(fd, data)
+    if done < len(data):  # a short write (a nearly full disk): the rest, or its error
+        view = memoryview(data)
+        while done < len(view):
+            done += os.write(fd, view[done:])
+
+
+def _write_chunks(fd: int, chunks: list[bytes], size: int) -> None:
+    if len(chunks) == 1:
+        _write_all(fd, chunks[0])
+    elif _writev is not None and len(chunks) <= _IOV_MAX:
+        done = _writev(fd, chunks)  # no copy into one buffer
+        if done < size:
+            _write_all(fd, memoryview(b"".join(chunks))[done:])
+    else:
+        _write_all(fd, b"".join(chunks))
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    if _pwrite is None:
+        os.lseek(fd, offset, os.SEEK_SET)
+        _write_all(fd, data)
+        return
+    done = _pwrite(fd, data, offset)
+    while done < len(data):
+        done += _pwrite(fd, memoryview(data)[done:], offset + done)
