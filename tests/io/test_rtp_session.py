@@ -222,9 +222,7 @@ async def _session_towards_catcher(
 ) -> tuple[RtpSession, _RtcpCatcher, asyncio.DatagramTransport]:
     loop = asyncio.get_running_loop()
     catcher = _RtcpCatcher()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: catcher, local_addr=("127.0.0.1", 0)
-    )
+    transport, _ = await loop.create_datagram_endpoint(lambda: catcher, local_addr=("127.0.0.1", 0))
     rtcp_port = transport.get_extra_info("sockname")[1]
     session = RtpSession(ports, clock)
     await session.open()
