@@ -135,7 +135,9 @@ async def test_the_udp_transport_reads_its_kernel_receive_queue() -> None:
 
 
 async def test_new_calls_get_503_overloaded_while_options_and_calls_in_progress_go_on() -> None:
-    async with running_server(answer_and_wait, overload_retry_after=7) as server:
+    async with running_server(
+        answer_and_wait, overload_control=True, overload_retry_after=7
+    ) as server:
         assert server.load is not None
         client = await RawUdpClient.open(server.sip_port)
         # A call set up before the overload...
@@ -180,3 +182,8 @@ async def test_new_calls_get_503_overloaded_while_options_and_calls_in_progress_
         )
         assert (await client.recv_final()).status == 200
         client.close()
+
+
+async def test_overload_control_is_opt_in() -> None:
+    async with running_server(answer_and_wait) as server:
+        assert server.load is None and server.ua.load is None
