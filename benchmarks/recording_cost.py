@@ -14,8 +14,9 @@ writer thread included, which on a one-core server competes with the loop), the
 part of it spent in the kernel (mostly the file system creating files: on a shared
 disk very noisy, hence ``--dir /dev/shm``), and the event-loop thread's own CPU
 time (``time.thread_time``), each minus a baseline run of the same loop that
-records nothing, plus the wall time. Each figure is the median of ``--repeat``
-runs. Pin it to one core like the server:
+records nothing, plus the wall time and the process's context switches (thread
+wake-ups, GIL hand-overs). Each figure is the median of ``--repeat`` runs. Pin
+it to one core like the server:
 
     taskset -c 0 python benchmarks/recording_cost.py [--calls 20000] [--frames 0] \\
         [--group 10] [--rate 0] [--loop asyncio|uvloop] [--dir /dev/shm] [--repeat 5]

@@ -31,34 +31,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# SIPp 3.6's built-in "uac" scenario, as benchmarks/sip_inprocess.py feeds it.
+from sip_inprocess import _SDP, IN_DIALOG, INVITE
+
 from siphon.sip.message import Request
 from siphon.sip.parser import parse_datagram
-
-# SIPp 3.6's built-in "uac" scenario (sipp -sd uac), as SIPp fills it in; the same
-# texts as benchmarks/sip_inprocess.py.
-_SDP = (
-    "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
-    "t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-)
-_COMMON = (
-    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-{step}\r\n"
-    "From: sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag00{n}\r\n"
-    "To: service <sip:service@127.0.0.1:5060>{to_tag}\r\n"
-    "Call-ID: {n}-4242@127.0.0.1\r\n"
-    "CSeq: {cseq}\r\n"
-    "Contact: sip:sipp@127.0.0.1:5061\r\n"
-    "Max-Forwards: 70\r\n"
-    "Subject: Performance Test\r\n"
-)
-INVITE = (
-    "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
-    + _COMMON
-    + "Content-Type: application/sdp\r\nContent-Length: {length}\r\n\r\n"
-    + _SDP
-)
-IN_DIALOG = (
-    "{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n" + _COMMON + "Content-Length: 0\r\n\r\n"
-)
 
 TAG = "8f2a61c04b7e"
 
