@@ -226,7 +226,7 @@ async def test_reinvite_glare_gets_491() -> None:
 
     async with running_server(handler) as server, client_agent() as ua:
         outbound = await ua.call(f"sip:agent@127.0.0.1:{server.sip_port}")
-        await wait_for(lambda: bool(calls) and calls[0]._acked.is_set())
+        await wait_for(lambda: bool(calls) and calls[0].acked)
         calls[0].reinvite_pending = True  # as if the server's own re-INVITE were in flight
         from siphon.sip.sdp import Direction
 

@@ -97,17 +97,19 @@ class SipCall:
         self.end_status: int | None = None
         self.on_hold = False  # the peer holds us (we may not send)
         self.local_direction = Direction.SENDRECV  # what we asked for (hold = sendonly)
-        # Bounded: a peer must not grow our memory with INFOs the app never reads.
-        self.events: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=MAX_QUEUED_EVENTS)
+        # The asyncio objects below are made when first needed: most calls never
+        # read their events or wait twice, and a call set-up is paid per call.
+        self._events: asyncio.Queue[CallEvent] | None = None
+        self._unread: list[CallEvent] = []  # events emitted before ``events`` was read
         self.events_dropped = 0
         self.pending_ack_cseq: int | None = None  # CSeq of the INVITE whose 2xx awaits ACK
         self.bye_pending: str | None = None  # hangup() waiting for that ACK (RFC 3261 §15)
         self.reinvite_pending = False  # our own re-INVITE is in progress (glare, §14)
         self.incoming_refer: IncomingRefer | None = None  # a REFER we accepted (transferee)
-        self._ended = asyncio.Event()
+        self._ended: asyncio.Event | None = None
         self._end_callbacks: list[Callable[[], object]] = []
-        self._acked = asyncio.Event()
-        self._settled = asyncio.Event()  # ACKed or ended: what answer() waits for
+        self.acked = False  # the ACK of our latest 2xx came (inbound) / we sent it (outbound)
+        self._settled: asyncio.Event | None = None  # ACKed or ended: what answer() waits for
         self.server_txn: ServerTxn | None = None  # inbound: the INVITE's transaction
         self.outbound: object | None = None  # outbound: the user agent's client-side state
 
@@ -138,14 +140,16 @@ class SipCall:
     async def answer(self, *, timeout: float | None = None) -> None:
         """Send 200 OK with our SDP answer and wait for the caller's ACK."""
         self._ua.answer(self)
-        if not self._settled.is_set():
+        if not self.acked and not self.ended:
             # Set by the ACK, or by the end of the call (no ACK within 64*T1, BYE, CANCEL).
+            if self._settled is None:
+                self._settled = asyncio.Event()
             if timeout is None:  # asyncio.timeout(None) would only cost time
                 await self._settled.wait()
             else:
                 async with asyncio.timeout(timeout):
                     await self._settled.wait()
-        if not self._acked.is_set():
+        if not self.acked:
             raise CallFailed(self.end_status or 487, self.end_reason or "ended before ACK")
 
     async def reject(self, status: int = 486, reason: str | None = None) -> None:
@@ -178,8 +182,25 @@ class SipCall:
         await self._ua.hangup(self, reason)
 
     async def wait_ended(self) -> str:
-        await self._ended.wait()
+        if not self.ended:
+            if self._ended is None:
+                self._ended = asyncio.Event()
+            await self._ended.wait()
         return self.end_reason or "ended"
+
+    @property
+    def events(self) -> asyncio.Queue[CallEvent]:
+        """What happens in the call (DTMF, hold, transfer requests), ending with ``CallEnded``.
+
+        Bounded (MAX_QUEUED_EVENTS): a peer must not grow our memory with INFOs the
+        app never reads; what does not fit is dropped and counted (``events_dropped``).
+        """
+        if self._events is None:
+            self._events = asyncio.Queue(maxsize=MAX_QUEUED_EVENTS)
+            for event in self._unread:
+                self._events.put_nowait(event)
+            self._unread = []
+        return self._events
 
     async def iter_events(self) -> AsyncIterator[CallEvent]:
         """Events until (and including) ``CallEnded``."""
@@ -225,6 +246,9 @@ class SipCall:
 
     # -- used by the user agent ----------------------------------------------------
     def emit(self, event: CallEvent) -> None:
+        if self._events is None and len(self._unread) < MAX_QUEUED_EVENTS:
+            self._unread.append(event)
+            return
         try:
             self.events.put_nowait(event)
         except asyncio.QueueFull:
@@ -232,8 +256,9 @@ class SipCall:
             log.warning("call %s: event queue full, dropped %r", self.call_id, event)
 
     def _mark_acked(self) -> None:
-        self._acked.set()
-        self._settled.set()
+        self.acked = True
+        if self._settled is not None:
+            self._settled.set()
 
     def _mark_ended(self, reason: str, status: int | None = None) -> bool:
         if self.state is CallState.ENDED:
@@ -242,11 +267,19 @@ class SipCall:
         self.end_reason = reason
         self.end_status = status
         self.media.close()
-        if self.events.full():
-            self.events.get_nowait()  # CallEnded must always get through
-        self.events.put_nowait(CallEnded(reason, status))
-        self._ended.set()
-        self._settled.set()
+        ended = CallEnded(reason, status)
+        if self._events is None:
+            if len(self._unread) >= MAX_QUEUED_EVENTS:
+                del self._unread[0]  # CallEnded must always get through
+            self._unread.append(ended)
+        else:
+            if self._events.full():
+                self._events.get_nowait()  # CallEnded must always get through
+            self._events.put_nowait(ended)
+        if self._ended is not None:
+            self._ended.set()
+        if self._settled is not None:
+            self._settled.set()
         callbacks, self._end_callbacks = self._end_callbacks, []
         for callback in callbacks:
             try:

@@ -54,11 +54,10 @@ class MediaClock:
             self._begin()
 
     def remove(self, listener: TickListener) -> None:
+        # An idle clock stops at its next tick (see _on_timer), not here: at call-setup
+        # rates, calls that come and go one at a time would cancel and re-arm the timer
+        # for each call, which costs more than one empty wake-up.
         self._listeners.pop(id(listener), None)
-        if not self._listeners and self._handle is not None:
-            # Idle processes should not wake up 50 times a second.
-            self._handle.cancel()
-            self._handle = None
 
     def _begin(self) -> None:
         loop = self._loop or asyncio.get_running_loop()
@@ -68,6 +67,11 @@ class MediaClock:
         self._handle = loop.call_at(self._start + self.interval, self._on_timer)
 
     def _on_timer(self) -> None:
+        if not self._listeners:
+            # Idle processes should not wake up 50 times a second. Nothing ran: the
+            # statistics do not count this wake-up as a tick.
+            self._handle = None
+            return
         loop = self._loop
         assert loop is not None
         self._tick += 1

@@ -5,12 +5,21 @@ process-wide ``MediaClock``: on every 20 ms tick the session pulls the caller's
 next frame out of the jitter buffer (for the app and the recording) and sends the
 agent's next frame (or comfort silence, or a DTMF event packet). Per packet the
 Python work is a 12-byte header peek, a table lookup and a few comparisons.
+
+Set-up and tear-down are paid once per call, at call-setup rates of thousands a
+second, so a session starts small: the jitter buffer, playout queue, DTMF
+receiver and the frames() event are made on first use, and RTCP (a report every
+few seconds) is a bare socket read when the loop says it is readable rather than
+a second asyncio transport. ``close()`` drops every callback and hook, so a closed
+session and its call are freed by reference counting, not by the cyclic GC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -43,7 +52,7 @@ from siphon.rtp.rtcp import (
 )
 from siphon.rtp.seq import SEQ_MOD, TS_MOD
 from siphon.sip.sdp import NegotiatedMedia
-from siphon.tokens import randbits, token_hex
+from siphon.tokens import random_bytes
 
 log = logging.getLogger("siphon.io.rtp")
 
@@ -53,6 +62,10 @@ Address = tuple[str, int]
 MAX_INBOUND_FRAMES = 100
 # A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
 MAX_RTP_DATAGRAM = 1500
+# RTCP is read whole, as the transport did (a UDP datagram is at most 64 KiB).
+_MAX_UDP_DATAGRAM = 65536
+# RTCP datagrams read per wake-up: enough to drain a burst, bounded against a flood.
+_RTCP_READS_PER_WAKEUP = 32
 
 
 @dataclass(slots=True)
@@ -76,19 +89,51 @@ class MediaStats:
     latched: bool = False
 
 
-class _RtcpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: RtpSession) -> None:
-        self._session = session
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        self._session.rtcp_received(data, (str(addr[0]), int(addr[1])))
-
-
 class RtpSession(asyncio.DatagramProtocol):
+    # Slots: ~40 attributes set per call; subclasses (test harnesses) may add their own.
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_closed",
+        "_dtmf_in",
+        "_dtmf_out",
+        "_inbound",
+        "_inbound_ready",
+        "_jitter",
+        "_last_rx",
+        "_lead",
+        "_lead_frame",
+        "_loop",
+        "_playout",
+        "_ports",
+        "_reception",
+        "_recorder",
+        "_remote_ssrc",
+        "_rtcp_schedule",
+        "_rtcp_sock",
+        "_sending",
+        "_seq",
+        "_silence",
+        "_started",
+        "_transport",
+        "_ts",
+        "_wav",
+        "cname",
+        "codec",
+        "dtmf_payload_type",
+        "media_timeout",
+        "on_dtmf",
+        "on_timeout",
+        "payload_type",
+        "port",
+        "recording_path",
+        "remote",
+        "remote_rtcp",
+        "ssrc",
+        "stats",
+        "tap",
+    )
+
     def __init__(
         self,
         ports: RtpPortAllocator,
@@ -110,38 +155,41 @@ class RtpSession(asyncio.DatagramProtocol):
         self._wav: Recording | None = None
         self.port = 0
         self._transport: asyncio.DatagramTransport | None = None
-        self._rtcp = _RtcpProtocol(self)
+        self._rtcp_sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one open() ran on
         self.stats = MediaStats()
-        self.playout = PlayoutQueue()
-        self.playout.on_start = self._send_first_frame_now
+        self._playout: PlayoutQueue | None = None  # see the ``playout`` property
         # One frame sent ahead of the clock (see _send_first_frame_now); it is recorded
         # on the tick it would have gone out, so the recording's channels stay aligned.
         self._lead = False
         self._lead_frame: PcmFrame | None = None
         self._inbound: deque[PcmFrame] = deque(maxlen=MAX_INBOUND_FRAMES)
-        self._inbound_ready = asyncio.Event()
+        self._inbound_ready: asyncio.Event | None = None  # made by frames()
         # Negotiated in start():
         self.codec: Codec | None = None
         self.payload_type = -1
         self.dtmf_payload_type = -1
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
+        # Made on first use (first tick or packet): a call may end before either.
         self._jitter: JitterBuffer | None = None
-        self._dtmf_in = DtmfReceiver()
+        self._dtmf_in: DtmfReceiver | None = None
         self._dtmf_out: DtmfSender | None = None
         self._reception: ReceptionStats | None = None
         self._rtcp_schedule: RtcpScheduler | None = None
         self._remote_ssrc: int | None = None
-        # Our stream: random SSRC, sequence and timestamp origin (RFC 3550 §5.1).
-        self.ssrc = randbits(32)
-        self._seq = randbits(16)
-        self._ts = randbits(32)
+        # Our stream: random SSRC, sequence and timestamp origin (RFC 3550 §5.1), and
+        # the CNAME's random part, in one draw from the CSPRNG buffer.
+        rnd = random_bytes(14)
+        self.ssrc = int.from_bytes(rnd[0:4], "big")
+        self._seq = int.from_bytes(rnd[4:6], "big")
+        self._ts = int.from_bytes(rnd[6:10], "big")
         self._silence = b""
         self._last_rx = 0.0
         self._sending = False
         self._started = False
         self._closed = False
-        self.cname = f"siphon-{token_hex(4)}"
+        self.cname = f"siphon-{rnd[10:14].hex()}"
         # ``tap(packet, arrival_time)`` for each accepted RTP packet: test harnesses
         # measure what a caller hears on the packets themselves, before any buffering.
         self.tap: Callable[[bytes, float], None] | None = None
@@ -153,7 +201,9 @@ class RtpSession(asyncio.DatagramProtocol):
         port, rtp_sock, rtcp_sock = bind_port_pair(self._ports)
         try:
             await loop.create_datagram_endpoint(lambda: self, sock=rtp_sock)
-            await loop.create_datagram_endpoint(lambda: self._rtcp, sock=rtcp_sock)
+            # No transport for RTCP: a second endpoint costs another loop round trip
+            # and its tear-down, for a report every few seconds (RFC 3550 §6.2).
+            loop.add_reader(rtcp_sock.fileno(), self._rtcp_readable)
         except BaseException:
             rtp_sock.close()
             rtcp_sock.close()
@@ -163,6 +213,8 @@ class RtpSession(asyncio.DatagramProtocol):
             self._ports.release(port)
             raise
         self.port = port
+        self._loop = loop
+        self._rtcp_sock = rtcp_sock
         if self._closed:  # the call ended while we were binding
             self._close_sockets()
         return port
@@ -174,7 +226,8 @@ class RtpSession(asyncio.DatagramProtocol):
         """Apply the negotiated media and join the media clock (idempotent, re-INVITE safe)."""
         codec = codec_for(media.codec.name, media.codec.clock_rate)
         if self.codec is None or codec.name != self.codec.name:
-            self._jitter = JitterBuffer(codec.decode)
+            if self._jitter is not None:  # re-INVITE to another codec: a new stream
+                self._jitter = JitterBuffer(codec.decode)
             self._silence = codec.silence(FRAME_SAMPLES)
         self.codec = codec
         self.payload_type = media.codec.payload_type
@@ -190,8 +243,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self._sending = sending and media.direction.sends
         if not self._started and not self._closed:
             self._started = True
-            self._last_rx = time.monotonic()
-            self._rtcp_schedule = RtcpScheduler(time.monotonic())
+            self._last_rx = now = time.monotonic()
+            self._rtcp_schedule = RtcpScheduler(now)
             if self._recorder is not None and self.recording_path is not None:
                 self._wav = self._recorder.open(self.recording_path)
             self._clock.add(self)
@@ -205,7 +258,7 @@ class RtpSession(asyncio.DatagramProtocol):
         if (
             sent_anything
             and self._rtcp_schedule is not None
-            and self._rtcp.transport is not None
+            and self._rtcp_sock is not None
             and self.remote_rtcp is not None
         ):
             self._send_rtcp(bye=True)
@@ -216,15 +269,28 @@ class RtpSession(asyncio.DatagramProtocol):
         if self._wav is not None and self._recorder is not None:
             self._recorder.close(self._wav)
             self._wav = None
-        self._inbound_ready.set()
+        if self._inbound_ready is not None:
+            self._inbound_ready.set()
+        # Break the reference cycles through our owner (its bound methods and partials
+        # we call back) and through the playout hook (a bound method of ours), so that
+        # the session and its call die by reference counting, not in a GC pass.
+        self.on_timeout = None
+        self.on_dtmf = None
+        self.tap = None
+        if self._playout is not None:
+            self._playout.on_start = None
 
     def _close_sockets(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        if self._rtcp.transport is not None:
-            self._rtcp.transport.close()
-            self._rtcp.transport = None
+        sock = self._rtcp_sock
+        if sock is not None:
+            self._rtcp_sock = None
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(sock.fileno())  # before close(): the fd may be reused
+            sock.close()
         if self.port:
             self._ports.release(self.port)
 
@@ -232,11 +298,22 @@ class RtpSession(asyncio.DatagramProtocol):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def playout(self) -> PlayoutQueue:
+        """The agent's outbound audio queue, made on first use (many calls play nothing)."""
+        playout = self._playout
+        if playout is None:
+            playout = self._playout = PlayoutQueue()
+            if not self._closed:  # no hook (and no cycle) on a closed session
+                playout.on_start = self._send_first_frame_now
+        return playout
+
     # -- receiving -------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         stats = self.stats
         source = (str(addr[0]), int(addr[1]))
-        if len(data) > MAX_RTP_DATAGRAM or self._jitter is None:
+        codec = self.codec
+        if len(data) > MAX_RTP_DATAGRAM or codec is None:  # None: not started yet
             stats.dropped_malformed += 1
             return
         if stats.latched and source != self.remote:
@@ -265,8 +342,7 @@ class RtpSession(asyncio.DatagramProtocol):
         stats.octets_in += len(data)
         if ssrc != self._remote_ssrc:
             self._remote_ssrc = ssrc
-            assert self.codec is not None
-            self._reception = ReceptionStats(ssrc, self.codec.clock_rate)
+            self._reception = ReceptionStats(ssrc, codec.clock_rate)
         if self._reception is not None:
             self._reception.on_packet(seq, ts, now)
         payload = _payload(data)
@@ -276,11 +352,32 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.tap is not None:
             self.tap(data, now)
         if pt == self.dtmf_payload_type:
-            event = self._dtmf_in.on_packet(ts, marker, payload, now)
+            dtmf_in = self._dtmf_in
+            if dtmf_in is None:
+                dtmf_in = self._dtmf_in = DtmfReceiver()
+            event = dtmf_in.on_packet(ts, marker, payload, now)
             if event is not None:
                 self._dtmf(event)
             return
-        self._jitter.push(seq, ts, ssrc, payload, now, marker=marker)
+        jitter = self._jitter
+        if jitter is None:
+            jitter = self._jitter = JitterBuffer(codec.decode)
+        jitter.push(seq, ts, ssrc, payload, now, marker=marker)
+
+    def _rtcp_readable(self) -> None:
+        sock = self._rtcp_sock
+        if sock is None:
+            return
+        for _ in range(_RTCP_READS_PER_WAKEUP):
+            try:
+                data, addr = sock.recvfrom(_MAX_UDP_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:  # ICMP for an earlier send: more may be queued
+                continue
+            except OSError:  # nothing readable now; the loop calls again if there is
+                return
+            self.rtcp_received(data, (str(addr[0]), int(addr[1])))
 
     def rtcp_received(self, data: bytes, source: Address) -> None:
         self.stats.rtcp_in += 1
@@ -301,22 +398,29 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # -- the 20 ms tick ------------------------------------------------------------------
     def on_tick(self, tick: int, now: float) -> None:
-        jitter = self._jitter
         codec = self.codec
-        if jitter is None or codec is None or self._closed:
+        if codec is None or self._closed:
             return
+        jitter = self._jitter
+        if jitter is None:
+            jitter = self._jitter = JitterBuffer(codec.decode)
         # Caller side: the next 20 ms out of the jitter buffer.
         frame = jitter.pop(now)
         # Every tick yields a frame, silence included: the app's audio clock is this
         # clock (a VAD must see the silence after speech even when the caller's
         # phone stops sending packets, as DTX and many test tools do).
         self._inbound.append(frame.pcm)
-        self._inbound_ready.set()
-        late = self._dtmf_in.poll(now)
-        if late is not None:
-            self._dtmf(late)
+        ready = self._inbound_ready
+        if ready is not None:
+            ready.set()
+        dtmf_in = self._dtmf_in
+        if dtmf_in is not None:
+            late = dtmf_in.poll(now)
+            if late is not None:
+                self._dtmf(late)
         # Agent side: DTMF event packets replace audio while a digit plays (RFC 4733 §2.5.1.3).
-        agent = self.playout.pop(now)
+        playout = self._playout
+        agent = playout.pop(now) if playout is not None else None
         recorded = agent
         packet: bytes | None = None
         skip = False
@@ -398,7 +502,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self._lead_frame = frame
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
-        if self._rtcp.transport is None or self.remote_rtcp is None:
+        sock = self._rtcp_sock
+        remote = self.remote_rtcp
+        if sock is None or remote is None:
             return
         stats = self.stats
         blocks = []
@@ -406,8 +512,7 @@ class RtpSession(asyncio.DatagramProtocol):
             blocks.append(self._reception.report_block(time.monotonic()))
             stats.jitter_ms = self._reception.jitter_ms
         if self._jitter is not None:
-            jstats = self._jitter.stats
-            stats.lost, stats.late, stats.concealed = jstats.lost, jstats.late, jstats.concealed
+            stats.lost, stats.late, stats.concealed = self._jitter.loss_counts()
         parts: list[bytes] = []
         if stats.packets_out:
             sec, frac = ntp_from_unix(time.time())
@@ -421,11 +526,14 @@ class RtpSession(asyncio.DatagramProtocol):
         parts.append(build_sdes_cname(self.ssrc, self.cname))
         if bye:
             parts.append(build_bye([self.ssrc]))
-        try:
-            self._rtcp.transport.sendto(build_compound(parts), self.remote_rtcp)
-            stats.rtcp_out += 1
-        except (OSError, ValueError):
-            pass
+        data = build_compound(parts)
+        if not _numeric_address(sock.family, remote):
+            return  # a name would need a DNS lookup on the loop (a transport refuses too)
+        # A refusal by the kernel (an ICMP error, a full buffer) still counts, as with
+        # a transport, which reports it to a no-op ``error_received``.
+        with contextlib.suppress(OSError):
+            sock.sendto(data, remote)
+        stats.rtcp_out += 1
 
     # -- the app's side ------------------------------------------------------------------
     def play(self, pcm: PcmFrame, epoch: int | None = None) -> None:
@@ -443,25 +551,36 @@ class RtpSession(asyncio.DatagramProtocol):
 
     async def frames(self) -> AsyncIterator[PcmFrame]:
         """The caller's audio, 20 ms (160 samples at 8 kHz) at a time, until the call ends."""
+        ready = self._inbound_ready
+        if ready is None:
+            ready = self._inbound_ready = asyncio.Event()
         while not self._closed:
             while self._inbound:
                 yield self._inbound.popleft()
-            self._inbound_ready.clear()
+            ready.clear()
             if self._closed:
                 return
-            await self._inbound_ready.wait()
+            await ready.wait()
 
     def refresh_stats(self) -> MediaStats:
         if self._reception is not None:
             self.stats.jitter_ms = self._reception.jitter_ms
         if self._jitter is not None:
-            jstats = self._jitter.stats
-            self.stats.lost, self.stats.late = jstats.lost, jstats.late
-            self.stats.concealed = jstats.concealed
+            stats = self.stats
+            stats.lost, stats.late, stats.concealed = self._jitter.loss_counts()
         return self.stats
 
 
 _SILENT_FRAME = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+def _numeric_address(family: int, address: Address) -> bool:
+    """Whether ``address`` is an IP literal of ``family`` and a valid port."""
+    try:
+        socket.inet_pton(family, address[0])
+    except (OSError, ValueError):
+        return False
+    return 0 <= address[1] <= 0xFFFF
 
 
 def _payload(data: bytes) -> bytes | None:

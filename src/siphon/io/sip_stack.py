@@ -20,10 +20,11 @@ from typing import Protocol
 from siphon.errors import RemoteProtocolError
 from siphon.io.ratelimit import RateLimitedLogger
 from siphon.io.sip_transport import Address, SipTransport, TcpTransport, UdpTransport
-from siphon.io.timer_queue import TimerHandle, TimerQueue
+from siphon.io.timer_queue import TimerHandle, TimerLane, TimerQueue
 from siphon.sip.message import Request, Response, new_branch
 from siphon.sip.timers import SipTimers
 from siphon.sip.transaction import (
+    STOPPED_TIMERS,
     Action,
     ClientInviteTransaction,
     ClientNonInviteTransaction,
@@ -97,13 +98,19 @@ _ROUTINE_FAILURES = frozenset({401, 407, 480, 486, 487, 603})
 
 
 class ServerTxn:
-    """A received request, its server transaction, and how to answer it."""
+    """A received request, its server transaction, and how to answer it.
+
+    Once the final response is out, ``request`` is let go (reading it raises): the
+    transaction lingers for up to 64*T1 (RFC 3261 §17.2, RFC 6026) with only its key,
+    its last response's bytes and where they go, however many a busy server holds.
+    """
 
     __slots__ = (
+        "_request",
         "_stack",
         "destination",
         "fallback",
-        "request",
+        "final_sent",
         "source",
         "timers",
         "transport",
@@ -115,26 +122,41 @@ class ServerTxn:
     ) -> None:
         self._stack = stack
         self.tx = tx
-        self.request: Request = tx.request
+        request = tx.request
+        self._request: Request | None = request
         self.transport = transport
         self.source = source
-        self.destination = response_destination(self.request.top_via, source, transport.reliable)
+        via = request.top_via
+        self.destination = response_destination(via, source, transport.reliable)
         # RFC 3261 §18.2.2: when the request's connection is gone, connect to the
         # address in Via (received, sent-by port) instead.
-        self.fallback = response_destination(self.request.top_via, source, False)
-        self.timers: dict[TimerName, TimerHandle] = {}
+        self.fallback = (
+            response_destination(via, source, False) if transport.reliable else self.destination
+        )
+        # Handles of the running timers a row may stop (STOPPED_TIMERS); the others
+        # ride the stack's TimerLanes. Made on first use: most transactions have none.
+        self.timers: dict[TimerName, TimerHandle] | None = None
+        self.final_sent = False
 
     @property
-    def final_sent(self) -> bool:
-        last = self.tx.last_response
-        return last is not None and last.status >= 200
+    def request(self) -> Request:
+        """The request (``LocalProtocolError`` once the final response is sent)."""
+        request = self._request
+        if request is None:
+            return self.tx.request  # raises, saying why
+        return request
 
     def respond(self, response: Response) -> None:
-        self._stack._run_server(self, self.tx.send_response(response, self._stack.now()))
-        if response.status >= 200:
-            # The TU has given its final answer: from now on the transaction keeps
-            # the request only to recognise retransmissions, for up to 64*T1.
-            self.request.release_views()
+        stack = self._stack
+        stack._run_server(self, self.tx.send_response(response, stack.now()))
+        request = self._request
+        if response.status >= 200 and request is not None:
+            # The TU has given its final answer: from now on the transaction only
+            # recognises retransmissions, for up to 64*T1.
+            self.final_sent = True
+            self._request = None
+            self.tx.release()
+            request.release_views()
 
     def reply(
         self,
@@ -145,12 +167,14 @@ class ServerTxn:
         headers: list[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> Response:
-        response = self.request.make_response(
-            status, reason, to_tag=to_tag, headers=self._stack.common_headers(headers), body=body
+        request = self.request
+        stack = self._stack
+        response = request.make_response(
+            status, reason, to_tag=to_tag, headers=stack.common_headers(headers), body=body
         )
         self.respond(response)
         if status >= 400 and status not in _ROUTINE_FAILURES:
-            self._stack.log_rejection(self.request, self.source, response)
+            stack.log_rejection(request, self.source, response)
         return response
 
 
@@ -172,7 +196,8 @@ class ClientTxn:
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
-        self.timers: dict[TimerName, TimerHandle] = {}
+        # As ServerTxn.timers.
+        self.timers: dict[TimerName, TimerHandle] | None = None
 
 
 class RequestHandler(Protocol):
@@ -217,6 +242,10 @@ class SipStack:
         self._server_txs: dict[tuple[object, ...], ServerTxn] = {}
         self._client_txs: dict[tuple[object, ...], ClientTxn] = {}
         self._queue: TimerQueue | None = None
+        # Timers no row stops (not in STOPPED_TIMERS), by name: each kind has one
+        # duration, so they fall due in the order they start (TimerLane). Made on first use.
+        self._server_lanes: dict[TimerName, TimerLane[ServerTxn]] = {}
+        self._client_lanes: dict[TimerName, TimerLane[ClientTxn]] = {}
         self._reject_log = RateLimitedLogger(log)
         self._closed = False
         # Bound once: each pending timer refers to these rather than to a bound
@@ -257,6 +286,9 @@ class SipStack:
             listener.transport.close()
         if self._queue is not None:
             self._queue.close()
+        for lanes in (self._server_lanes, self._client_lanes):
+            for lane in lanes.values():
+                lane.clear()
         self._server_txs.clear()
         self._client_txs.clear()
 
@@ -279,10 +311,12 @@ class SipStack:
         self,
         extra: list[tuple[str, str]] | None = None,
     ) -> list[tuple[str, str]]:
-        headers = list(extra or [])
-        if not any(name.lower() == "server" for name, _ in headers):
-            headers.append(("Server", self.user_agent))
-        return headers
+        if not extra:
+            return [("Server", self.user_agent)]
+        for name, _ in extra:
+            if name.lower() == "server":
+                return list(extra)
+        return [*extra, ("Server", self.user_agent)]
 
     def receive_backlog(self) -> int | None:
         """Bytes of SIP datagrams waiting in the kernel for us (None: cannot tell)."""
@@ -393,9 +427,15 @@ class SipStack:
     def _request_received(self, request: Request, source: Address, transport: SipTransport) -> None:
         self.stats["requests_in"] += 1
         via = request.top_via
+        params = via.params
         # RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from. A
         # "received" the client wrote itself is never trusted (it would steer responses).
-        if via.wants_rport or via.received is not None or via.host.strip("[]") != source[0]:
+        # (Via.wants_rport and Via.received, read from params directly: every request.)
+        if (
+            "rport" in params
+            or params.get("received") is not None
+            or via.host.strip("[]") != source[0]
+        ):
             params = {k: v for k, v in via.params.items() if k != "received"}
             if via.wants_rport or via.host.strip("[]") != source[0]:
                 params["received"] = source[0]
@@ -414,13 +454,9 @@ class SipStack:
             return
         tx: ServerTransaction
         if request.method == "INVITE":
-            tx = ServerInviteTransaction(
-                request, reliable=transport.reliable, timers=self.timers, key=key
-            )
+            tx = ServerInviteTransaction(request, transport.reliable, self.timers, key=key)
         else:
-            tx = ServerNonInviteTransaction(
-                request, reliable=transport.reliable, timers=self.timers, key=key
-            )
+            tx = ServerNonInviteTransaction(request, transport.reliable, self.timers, key=key)
         txn = ServerTxn(self, tx, transport, source)
         self._server_txs[key] = txn
         self._run_server(txn, tx.start(self.now()))
@@ -509,17 +545,22 @@ class SipStack:
     def _run_server(self, txn: ServerTxn, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
+                transport = txn.transport
                 destination = txn.destination
-                if txn.transport.reliable and not txn.transport.has_connection(destination):
+                if transport.reliable and not transport.has_connection(destination):
                     destination = txn.fallback
-                txn.transport.send(action.data, destination)
+                transport.send(action.data, destination)
                 self.stats["responses_out"] += 1
             elif isinstance(action, StartTimer):
-                self._start_timer(txn, action, self._fire_server_cb)
+                lane = self._server_lanes.get(action.name)
+                if lane is None and action.name not in STOPPED_TIMERS:
+                    lane = self._server_lanes[action.name] = TimerLane(
+                        self.timer_queue, self._fire_server_lane, action.name
+                    )
+                if lane is None or not lane.add(action.deadline, txn):
+                    self._start_timer(txn, action, self._fire_server_cb)
             elif isinstance(action, StopTimer):
-                handle = txn.timers.pop(action.name, None)
-                if handle is not None:
-                    handle.cancel()
+                _stop_timer(txn, action.name)
             elif isinstance(action, Deliver):
                 message = action.message
                 if not isinstance(message, Request):
@@ -541,11 +582,15 @@ class SipStack:
             if isinstance(action, Send):
                 txn.transport.send(action.data, txn.destination)
             elif isinstance(action, StartTimer):
-                self._start_timer(txn, action, self._fire_client_cb)
+                lane = self._client_lanes.get(action.name)
+                if lane is None and action.name not in STOPPED_TIMERS:
+                    lane = self._client_lanes[action.name] = TimerLane(
+                        self.timer_queue, self._fire_client_lane, action.name
+                    )
+                if lane is None or not lane.add(action.deadline, txn):
+                    self._start_timer(txn, action, self._fire_client_cb)
             elif isinstance(action, StopTimer):
-                handle = txn.timers.pop(action.name, None)
-                if handle is not None:
-                    handle.cancel()
+                _stop_timer(txn, action.name)
             elif isinstance(action, Deliver):
                 if isinstance(action.message, Response):
                     txn.on_response(action.message)
@@ -553,10 +598,8 @@ class SipStack:
                 self.stats["client_timeouts"] += 1
                 txn.on_timeout()
             elif isinstance(action, Terminated):
-                for handle in txn.timers.values():
-                    handle.cancel()
-                txn.timers.clear()
-                key = client_key(txn.tx.request)
+                _cancel_timers(txn)
+                key = txn.tx.key
                 if self._client_txs.get(key) is txn:
                     del self._client_txs[key]
 
@@ -566,25 +609,52 @@ class SipStack:
         action: StartTimer,
         fire: Callable[[ServerTxn | ClientTxn, TimerName], None],
     ) -> None:
-        old = txn.timers.pop(action.name, None)
-        if old is not None:
-            old.cancel()
-        txn.timers[action.name] = self.timer_queue.call_at(action.deadline, fire, txn, action.name)
+        """Start a timer that can be cancelled (a row may stop it, or it left its lane)."""
+        timers = txn.timers
+        if timers is None:
+            timers = txn.timers = {}
+        else:
+            old = timers.pop(action.name, None)
+            if old is not None:
+                old.cancel()
+        timers[action.name] = self.timer_queue.call_at(action.deadline, fire, txn, action.name)
 
     def _fire_server(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
         assert isinstance(txn, ServerTxn)
-        txn.timers.pop(name, None)
+        if txn.timers is not None:
+            txn.timers.pop(name, None)
         self._run_server(txn, txn.tx.timer_fired(name, self.now()))
 
     def _fire_client(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
         assert isinstance(txn, ClientTxn)
-        txn.timers.pop(name, None)
+        if txn.timers is not None:
+            txn.timers.pop(name, None)
+        self._run_client(txn, txn.tx.timer_fired(name, self.now()))
+
+    # A lane's timers have no handle to forget; one that no longer runs (the
+    # transaction ended early) is ignored by timer_fired.
+    def _fire_server_lane(self, txn: ServerTxn, name: TimerName) -> None:
+        self._run_server(txn, txn.tx.timer_fired(name, self.now()))
+
+    def _fire_client_lane(self, txn: ClientTxn, name: TimerName) -> None:
         self._run_client(txn, txn.tx.timer_fired(name, self.now()))
 
     def _forget_server(self, txn: ServerTxn) -> None:
-        for handle in txn.timers.values():
-            handle.cancel()
-        txn.timers.clear()
+        _cancel_timers(txn)
         key = txn.tx.key
         if self._server_txs.get(key) is txn:
             del self._server_txs[key]
+
+
+def _stop_timer(txn: ServerTxn | ClientTxn, name: TimerName) -> None:
+    if txn.timers:
+        handle = txn.timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+
+def _cancel_timers(txn: ServerTxn | ClientTxn) -> None:
+    if txn.timers:
+        for handle in txn.timers.values():
+            handle.cancel()
+    txn.timers = None

@@ -11,13 +11,18 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("siphon.io.timers")
 
 # Below this many cancelled handles the heap is never rebuilt (asyncio uses 100 too).
 _MIN_CANCELLED_TO_COMPACT = 100
+# Timers falling due within this much of each other fire in the same wake-up.
+_GROUPING_SLACK = 0.001
+
+T = TypeVar("T")
 
 
 class TimerHandle:
@@ -70,6 +75,10 @@ class TimerQueue:
     def now(self) -> float:
         return self._loop.time()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def __len__(self) -> int:
         return len(self._heap)
 
@@ -96,7 +105,7 @@ class TimerQueue:
         now = self._loop.time()
         heap = self._heap
         # A small slack groups timers that fall due within the same millisecond.
-        while heap and heap[0][0] <= now + 0.001:
+        while heap and heap[0][0] <= now + _GROUPING_SLACK:
             _, _, handle = heapq.heappop(heap)
             if handle.cancelled:
                 self._cancelled -= 1
@@ -131,3 +140,72 @@ class TimerQueue:
         for _, _, handle in heap:
             handle._queue = None
             handle.cancel()
+
+
+class TimerLane(Generic[T]):
+    """Timers that fall due in the order they are set: ``callback(item, arg)`` at each.
+
+    A busy SIP server keeps one timer per finished transaction (RFC 3261 Timer J,
+    RFC 6026 Timer L), and every one lasts the same 64*T1. With one duration and a
+    monotonic clock, deadlines only grow: a deque replaces the heap, no handle is made
+    per timer, and the lane asks its queue for one wake-up, at its earliest deadline.
+
+    Timers in a lane cannot be cancelled, so ``callback`` must check that it still
+    matters (a transaction's ``timer_fired`` ignores timers it no longer runs).
+    """
+
+    __slots__ = ("_arg", "_callback", "_deadlines", "_firing", "_items", "_queue", "_wakeup")
+
+    def __init__(
+        self, queue: TimerQueue, callback: Callable[[T, Any], None], arg: Any = None
+    ) -> None:
+        self._queue = queue
+        self._callback = callback
+        self._arg = arg
+        # Two deques of plain references rather than one of tuples: nothing here for
+        # the garbage collector to track per timer.
+        self._deadlines: deque[float] = deque()
+        self._items: deque[T] = deque()
+        self._wakeup: TimerHandle | None = None
+        self._firing = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, deadline: float, item: T) -> bool:
+        """Queue ``item`` for ``deadline``; False (nothing done) if it is earlier than the last."""
+        deadlines = self._deadlines
+        if deadlines:
+            if deadline < deadlines[-1]:
+                return False
+        elif not self._firing:
+            self._wakeup = self._queue.call_at(deadline, self._fire)
+        deadlines.append(deadline)
+        self._items.append(item)
+        return True
+
+    def _fire(self) -> None:
+        self._wakeup = None
+        self._firing = True
+        deadlines, items, callback, arg = self._deadlines, self._items, self._callback, self._arg
+        limit = self._queue.now() + _GROUPING_SLACK
+        try:
+            while deadlines and deadlines[0] <= limit:
+                deadlines.popleft()
+                item = items.popleft()
+                try:
+                    callback(item, arg)
+                except Exception:  # a timer callback must never stop the others
+                    log.exception("timer callback failed")
+        finally:
+            self._firing = False
+            if deadlines and not self._queue.closed:
+                self._wakeup = self._queue.call_at(deadlines[0], self._fire)
+
+    def clear(self) -> None:
+        """Forget every timer of the lane."""
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+            self._wakeup = None
+        self._deadlines.clear()
+        self._items.clear()

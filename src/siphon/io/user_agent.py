@@ -53,6 +53,7 @@ KNOWN_METHODS = frozenset(
 )
 # Option tags we implement (RFC 3261 §8.2.2.3); anything else in Require gets 420.
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+SUPPORTED = ", ".join(sorted(SUPPORTED_OPTIONS))  # our Supported header value
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DTMF_DIGITS = "0123456789*#ABCD"
 
@@ -197,7 +198,7 @@ class UserAgent:
                 ("Accept", "application/sdp"),
                 ("Accept-Encoding", "identity"),
                 ("Accept-Language", "en"),
-                ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+                ("Supported", SUPPORTED),
             ],
         )
 
@@ -339,7 +340,7 @@ class UserAgent:
     def _dialog_headers(self, call: SipCall) -> list[tuple[str, str]]:
         # RFC 3261 §12.1.1 (known header names are stored in their canonical spelling).
         headers = [(name, value) for name, value in call.invite.headers if name == "Record-Route"]
-        headers.append(("Contact", f"<{self._local_contact(call)}>"))
+        headers.append(("Contact", f"<{self._local_contact(call)}>"))  # last: answer() reads it
         return headers
 
     def _local_contact(self, call: SipCall) -> str:
@@ -363,14 +364,15 @@ class UserAgent:
             body = call.sdp.create_offer().to_bytes()
         else:
             body = call.sdp.last_sent or b""
-        headers = [
-            *self._dialog_headers(call),
+        headers = self._dialog_headers(call)
+        contact = headers[-1][1]
+        headers += [
             ("Allow", self.allow),
-            ("Supported", ", ".join(sorted(SUPPORTED_OPTIONS))),
+            ("Supported", SUPPORTED),
             ("Content-Type", "application/sdp"),
         ]
         # Read from the INVITE before the final response lets it go (release_views).
-        dialog = Dialog.from_uas(call.invite, call.local_tag, f"<{self._local_contact(call)}>")
+        dialog = Dialog.from_uas(call.invite, call.local_tag, contact)
         invite_cseq = call.invite.cseq.seq
         response = txn.reply(200, to_tag=call.local_tag, headers=headers, body=body)
         call.final_response = response
@@ -394,7 +396,7 @@ class UserAgent:
 
         def fire() -> None:
             self._retransmit.pop(call, None)
-            if call.ended or call._acked.is_set():
+            if call.ended or call.acked:
                 return
             total = elapsed + interval
             if total >= 64 * timers.t1:
@@ -412,7 +414,7 @@ class UserAgent:
     def _schedule_ack_timeout(self, call: SipCall) -> None:
         def fire() -> None:
             self._retransmit.pop(call, None)
-            if not call.ended and not call._acked.is_set():
+            if not call.ended and not call.acked:
                 self._ack_never_came(call)
 
         self._retransmit[call] = self.stack.timer_queue.call_later(64 * self.stack.timers.t1, fire)
@@ -446,7 +448,7 @@ class UserAgent:
         if call.ended:
             return
         if call.direction == "inbound":
-            if call.state is CallState.ANSWERED and not call._acked.is_set():
+            if call.state is CallState.ANSWERED and not call.acked:
                 # RFC 3261 §15: no BYE before the ACK of our 2xx (or its timeout).
                 call.bye_pending = reason
             elif call.state is CallState.ANSWERED:
@@ -474,6 +476,8 @@ class UserAgent:
         self._sources.pop(call, None)
         if call._mark_ended(reason, status):
             self.stats["calls_ended"] += 1
+            if not log.isEnabledFor(logging.INFO):
+                return  # the media summary costs a statistics refresh: only when logged
             media = call.stats
             log.info(
                 "call %s ended: %s (RTP in %d, out %d, lost %d, jitter %.1f ms, DTMF %d)",
@@ -548,7 +552,7 @@ class UserAgent:
             # RFC 3261 §14.2: our own re-INVITE is in progress -> 491 Request Pending.
             txn.reply(491)
             return
-        if not call._acked.is_set():
+        if not call.acked:
             # RFC 3261 §14.2: our 2xx to the previous INVITE is not ACKed yet -> 500 with a
             # random Retry-After between 0 and 10 s.
             txn.reply(
@@ -587,7 +591,7 @@ class UserAgent:
             ("Allow", self.allow),
             ("Content-Type", "application/sdp"),
         ]
-        call._acked.clear()
+        call.acked = False
         call.pending_ack_cseq = request.cseq.seq
         response = txn.reply(200, headers=headers, body=body)
         if not txn.transport.reliable:
@@ -647,7 +651,7 @@ class UserAgent:
         if call is None:
             self.stats["stray_acks"] += 1
             return
-        if call._acked.is_set():
+        if call.acked:
             return
         if call.pending_ack_cseq is not None and ack.cseq.seq != call.pending_ack_cseq:
             self.stats["stray_acks"] += 1  # a late ACK for an older INVITE

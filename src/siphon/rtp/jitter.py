@@ -198,7 +198,8 @@ class JitterBuffer:
         self._valid = np.zeros(self._cap, dtype=np.bool_)
         self._last: Pcm = np.zeros(frame, dtype=np.int16)
         self._seen = [_NEVER] * _SEEN_SIZE
-        self.reset()
+        # reset() minus clearing the arrays just made: one buffer is made per call.
+        self._reset_state()
 
     # -- public API ------------------------------------------------------------------
 
@@ -208,6 +209,11 @@ class JitterBuffer:
 
     def reset(self) -> None:
         """Forget the stream, the statistics and the adapted delay."""
+        self._valid[:] = False
+        self._seen[:] = [_NEVER] * _SEEN_SIZE
+        self._reset_state()
+
+    def _reset_state(self) -> None:
         self._received = self._played = self._lost = self._late = 0
         self._duplicates = self._reordered = self._concealed = self._silence = 0
         self._overflow = self._skipped = self._resyncs = 0
@@ -219,8 +225,6 @@ class JitterBuffer:
         self._prev_ssrc: int | None = None
         self._switch_at = 0.0
         self._conceal_run = self._max_conceal  # nothing to repeat yet: start silent
-        self._valid[:] = False
-        self._seen[:] = [_NEVER] * _SEEN_SIZE
         self._clear_stream()
 
     def push(
@@ -378,6 +382,10 @@ class JitterBuffer:
             depth_ms=depth * ms,
             jitter_ms=self._jitter * ms,
         )
+
+    def loss_counts(self) -> tuple[int, int, int]:
+        """``(lost, late, concealed)`` of ``stats``, without building all of it."""
+        return self._lost, self._late, self._concealed
 
     # -- stream state ----------------------------------------------------------------
 

@@ -17,7 +17,17 @@ from typing import Any
 
 from siphon.errors import RemoteProtocolError
 from siphon.sip.headers import LIST_HEADERS, canonical_name, is_token, split_list
-from siphon.sip.uri import NameAddr, Uri, Via, parse_name_addr, parse_uri, parse_via
+from siphon.sip.uri import (
+    NameAddr,
+    NameAddrParts,
+    Uri,
+    Via,
+    name_addr_from_parts,
+    name_addr_parts,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+)
 from siphon.tokens import token_hex
 
 SIP_VERSION = "SIP/2.0"
@@ -81,7 +91,15 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 
-_COPIED_INTO_RESPONSES = frozenset({"via", "from", "call-id", "cseq"})
+# RFC 3261 §8.2.6.2: a response copies these from its request; a 100 Trying also
+# copies Timestamp (§8.2.6.1).
+_COPIED_INTO_RESPONSES = frozenset({"via", "from", "to", "call-id", "cseq"})
+_COPIED_INTO_100 = _COPIED_INTO_RESPONSES | {"timestamp"}
+# Where a request keeps, once picked out, the header lines its responses copy: these,
+# the same with Timestamp (for 100), and the positions of To in the first. The key is
+# no header's (a name has no space), so only _changed() drops it.
+_RESPONSE_HEADERS = "response headers"
+_Picked = tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], tuple[int, ...]]
 
 
 def reason_phrase(status: int) -> str:
@@ -229,12 +247,12 @@ class Message(ABC):
     def add(self, name: str, value: str) -> None:
         key, canonical = _names(name)
         self._headers.append((key, canonical, value))
-        self._cache.pop(key, None)
+        self._changed(key)
 
     def prepend(self, name: str, value: str) -> None:
         key, canonical = _names(name)
         self._headers.insert(0, (key, canonical, value))
-        self._cache.pop(key, None)
+        self._changed(key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every occurrence of ``name`` by one value, kept at the first position."""
@@ -243,14 +261,14 @@ class Message(ABC):
             if h[0] == key:
                 self._headers[i + 1 :] = [x for x in self._headers[i + 1 :] if x[0] != key]
                 self._headers[i] = (key, h[1], value)
-                self._cache.pop(key, None)
+                self._changed(key)
                 return
         self.add(name, value)
 
     def remove(self, name: str) -> None:
         key = _key(name)
         self._headers = [h for h in self._headers if h[0] != key]
-        self._cache.pop(key, None)
+        self._changed(key)
 
     def replace_top_via(self, via: Via) -> None:
         """Rewrite the first Via value in place (received/rport, RFC 3261 §18.2.1)."""
@@ -259,9 +277,15 @@ class Message(ABC):
                 values = split_list(h[2])
                 values[0] = str(via)
                 self._headers[i] = ("via", h[1], ", ".join(values))
-                self._cache.pop("via", None)
+                self._changed("via")
                 return
         self.prepend("Via", str(via))
+
+    def _changed(self, key: str) -> None:
+        """Drop what was read from header ``key``: its view, and what responses copy."""
+        self._cache.pop(key, None)
+        if key in _COPIED_INTO_100:
+            self._cache.pop(_RESPONSE_HEADERS, None)
 
     def iter_headers(self) -> Iterator[tuple[str, str]]:
         for h in self._headers:
@@ -299,27 +323,51 @@ class Message(ABC):
             cached = self._cache["cseq"] = parse_cseq(self._required("cseq", "CSeq"))
         return cached
 
+    # From and To: in the usual forms, their parts (name_addr_parts) are what the
+    # cache holds until the NameAddr is wanted, which is built from them then; the
+    # tags, read from every request (transaction and dialog matching), come from
+    # either.
     @property
     def from_addr(self) -> NameAddr:
-        cached: NameAddr | None = self._cache.get("from")
-        if cached is None:
-            cached = self._cache["from"] = parse_name_addr(self._required("from", "From"))
-        return cached
+        cached: NameAddr | NameAddrParts | None = self._cache.get("from")
+        return cached if isinstance(cached, NameAddr) else self._name_addr("from", "From")
 
     @property
     def to_addr(self) -> NameAddr:
-        cached: NameAddr | None = self._cache.get("to")
-        if cached is None:
-            cached = self._cache["to"] = parse_name_addr(self._required("to", "To"))
-        return cached
+        cached: NameAddr | NameAddrParts | None = self._cache.get("to")
+        return cached if isinstance(cached, NameAddr) else self._name_addr("to", "To")
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_addr.params.get("tag")
+        cached: NameAddr | NameAddrParts | None = self._cache.get("from")
+        if type(cached) is tuple:  # the usual case, after validation
+            return cached[6].get("tag")
+        return self._tag("from", "From")
 
     @property
     def to_tag(self) -> str | None:
-        return self.to_addr.params.get("tag")
+        cached: NameAddr | NameAddrParts | None = self._cache.get("to")
+        if type(cached) is tuple:
+            return cached[6].get("tag")
+        return self._tag("to", "To")
+
+    def _name_addr(self, key: str, name: str) -> NameAddr:
+        parts: NameAddrParts | None = self._cache.get(key)
+        addr = self._cache[key] = (
+            parse_name_addr(self._required(key, name))
+            if parts is None
+            else name_addr_from_parts(parts)
+        )
+        return addr
+
+    def _tag(self, key: str, name: str) -> str | None:
+        cached: NameAddr | NameAddrParts | None = self._cache.get(key)
+        if cached is None:
+            value = self._required(key, name)
+            cached = self._cache[key] = name_addr_parts(value) or parse_name_addr(value)
+        if isinstance(cached, NameAddr):
+            return cached.params.get("tag")
+        return cached[6].get("tag")
 
     @property
     def vias(self) -> list[Via]:
@@ -388,6 +436,16 @@ class Message(ABC):
 
     def to_bytes(self) -> bytes:
         """Wire form, with Content-Length always set to the body's length."""
+        body = self.body
+        lines = [self.start_line()]
+        for key, name, value in self._headers:
+            if key == "content-length":
+                break
+            lines.append(f"{name}: {value}")
+        else:
+            # The usual case (make_response leaves Content-Length out): ours goes last.
+            lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+            return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
         lines = [self.start_line()]
         length_written = False
         body_length = str(len(self.body))
@@ -418,9 +476,15 @@ class Request(Message):
         headers: Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
-        super().__init__(headers, body)
+        # Message.__init__ inlined: a request is built for every one received.
+        self._headers: list[tuple[str, str, str]] = []
+        self._cache: dict[str, Any] = {}
+        self.body = body
         self.method = method
-        self.uri = str(uri)
+        self.uri = uri if type(uri) is str else str(uri)
+        if headers:
+            for name, value in headers:
+                self.add(name, value)
 
     @property
     def request_uri(self) -> Uri:
@@ -461,21 +525,25 @@ class Request(Message):
         server can answer a malformed request with 400.
         """
         response = Response(status, reason or reason_phrase(status), None, body)
-        # The request's header tuples are shared, not copied: they are immutable.
-        copied = response._headers
-        for header in self._headers:
-            key = header[0]
-            if key in _COPIED_INTO_RESPONSES:
-                copied.append(header)
-            elif key == "to":
-                if to_tag and status != 100 and not self._has_to_tag():
-                    header = (key, header[1], f"{header[2]};tag={to_tag}")
-                copied.append(header)
-            elif key == "timestamp" and status == 100:
-                copied.append(header)  # RFC 3261 §8.2.6.1
+        # What responses copy is picked out once per request (a request gets several
+        # responses): the header tuples are shared, not copied, as they are immutable.
+        picked: _Picked | None = self._cache.get(_RESPONSE_HEADERS)
+        if picked is None:
+            with_timestamp = [h for h in self._headers if h[0] in _COPIED_INTO_100]
+            regular = [h for h in with_timestamp if h[0] != "timestamp"]
+            to_positions = tuple(i for i, h in enumerate(regular) if h[0] == "to")
+            picked = self._cache[_RESPONSE_HEADERS] = (regular, with_timestamp, to_positions)
+        if status == 100:
+            copied = response._headers = picked[1].copy()
+        else:
+            copied = response._headers = picked[0].copy()
+            if to_tag and picked[2] and not self._has_to_tag():
+                for i in picked[2]:
+                    header = copied[i]
+                    copied[i] = ("to", header[1], f"{header[2]};tag={to_tag}")
         for name, value in headers:  # as add() does, the new response has no views yet
-            key, canonical = _names(name)
-            copied.append((key, canonical, value))
+            names = _NAMES.get(name) or header_names(name)
+            copied.append((names[0], names[1], value))
         return response
 
 
@@ -489,9 +557,15 @@ class Response(Message):
         headers: Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
-        super().__init__(headers, body)
+        # Message.__init__ inlined: a response is built for every one sent.
+        self._headers: list[tuple[str, str, str]] = []
+        self._cache: dict[str, Any] = {}
+        self.body = body
         self.status = status
         self.reason = reason if reason is not None else reason_phrase(status)
+        if headers:
+            for name, value in headers:
+                self.add(name, value)
 
     @property
     def is_provisional(self) -> bool:

@@ -12,8 +12,15 @@ from __future__ import annotations
 import re
 
 from siphon.errors import RemoteProtocolError
-from siphon.sip.message import SIP_VERSION, Message, Request, Response, header_names
-from siphon.sip.uri import SipUri
+from siphon.sip.message import (
+    SIP_VERSION,
+    Message,
+    Request,
+    Response,
+    header_names,
+    parse_cseq,
+)
+from siphon.sip.uri import SipUri, name_addr_parts, parse_via, sip_uri_parts
 
 # --- limits -------------------------------------------------------------------------
 # A UDP datagram cannot carry more than 65,507 bytes of payload over IPv4; we accept
@@ -91,25 +98,51 @@ def _partial(message: Message) -> Request | None:
     return message if isinstance(message, Request) else None
 
 
-def _parse_head(head: bytes) -> Message:
+class _BareLineFeed(Exception):
+    """The head was cut at a CRLFCRLF, but holds a bare LF: it may end earlier."""
+
+
+def _parse_head(head: bytes, crlf_cut: bool = False) -> Message:
     """Parse the start line and header fields (no body, no cross-header checks).
 
     A malformed header line does not stop the parse at once: the remaining lines are
     still read into the message, so the ``partial`` request carried by the error has
     every well-formed header a response needs.
+
+    ``crlf_cut``: ``head`` ends at the first CRLFCRLF of a datagram, and nobody has
+    looked for an earlier "\n\n" (_find_head_end). With no bare LF in it there is
+    none; otherwise ``_BareLineFeed`` is raised, before any other error.
     """
     text = head.decode("utf-8", "surrogateescape")
     if "\r\n" in text:
         lines = text.split("\r\n")
         breaks = len(lines) - 1
         # Any CR or LF not part of a CRLF, or any NUL, sends us down the careful path.
-        suspicious = text.count("\r") != breaks or text.count("\n") != breaks
+        bare_lf = text.count("\n") != breaks
+        suspicious = bare_lf or text.count("\r") != breaks
     else:
         lines = text.split("\n")
+        bare_lf = len(lines) > 1
         suspicious = "\r" in text
+    if bare_lf and crlf_cut:
+        raise _BareLineFeed
     if not suspicious and "\x00" in text:
         suspicious = True
-    message, error = _parse_start_line(lines[0])
+    start = lines[0]
+    parts = start.split(" ")
+    if (
+        len(parts) == 3
+        and parts[0] in _COMMON_METHODS
+        and parts[2] == SIP_VERSION
+        and parts[1]
+        and len(parts[1]) <= MAX_URI_LENGTH
+        and len(start) <= MAX_LINE_LENGTH
+    ):
+        # The usual request line (_parse_start_line's first case, without the call).
+        message: Message = Request(parts[0], parts[1])
+        error = None
+    else:
+        message, error = _parse_start_line(start)
     header_lines = lines[1:]
     if len(header_lines) > MAX_HEADER_COUNT:
         if error is None:
@@ -117,20 +150,28 @@ def _parse_head(head: bytes) -> Message:
                 f"more than {MAX_HEADER_COUNT} header lines", reason="Too Many Headers"
             )
         del header_lines[MAX_HEADER_COUNT:]
-    if not suspicious and len(text) <= MAX_LINE_LENGTH and "\n " not in text and "\n\t" not in text:
-        # The common case: no folded lines, no stray CR/LF/NUL, no value that can be
-        # too long, and only header names seen before (_KNOWN_NAMES), so every line
-        # is well formed. At the first line that is not, the general path below
-        # starts over.
+    if not suspicious and len(text) <= MAX_LINE_LENGTH:
+        # The common case: no stray CR/LF/NUL, no value that can be too long, and
+        # only header names seen before (_KNOWN_NAMES), so every line is well formed.
+        # At the first line that is not, the general path below starts over; a folded
+        # line is one (a name is never known with white space before it).
         known = _KNOWN_NAMES
+        memo = _HEADER_LINES
         headers = message._headers
         for line in header_lines:
-            raw_name, colon, value = line.partition(":")
-            names = known.get(raw_name)
-            if names is None or not colon:
-                headers.clear()
-                break
-            headers.append((names[0], names[1], value.strip(_WSP)))
+            header = memo.get(line)
+            if header is None:
+                raw_name, colon, value = line.partition(":")
+                names = known.get(raw_name)
+                if names is None or not colon:
+                    headers.clear()
+                    break
+                header = (names[0], names[1], value.strip(_WSP))
+                if names[0] != "via" and len(line) <= _MAX_MEMO_LINE:
+                    if len(memo) >= _MAX_MEMO_LINES:
+                        memo.clear()
+                    memo[line] = header
+            headers.append(header)
         else:
             if error is not None:
                 error.partial = _partial(message)
@@ -171,6 +212,15 @@ def _parse_head(head: bytes) -> Message:
 # Bounded because names come from the network.
 _KNOWN_NAMES: dict[str, tuple[str, str]] = {}
 _MAX_KNOWN_NAMES = 2048
+# Whole header line -> its (key, canonical name, value) entry, for lines the common
+# case read: most lines of a message recur in the next ones (Max-Forwards, Contact,
+# CSeq, Content-Type...; From, To and Call-ID within a call), and the entries are
+# immutable, so messages share them. Via lines are left out: the branch is new in
+# every transaction. Bounded because lines come from the network: emptied when
+# full, and long lines (rare) are not kept, so it holds at most ~0.5 MiB.
+_HEADER_LINES: dict[str, tuple[str, str, str]] = {}
+_MAX_MEMO_LINES = 2048
+_MAX_MEMO_LINE = 256
 
 
 def _add_header(message: Message, line: str, suspicious: bool) -> RemoteProtocolError | None:
@@ -203,19 +253,34 @@ def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
     answer); a request line whose method and version can be read gives a partial
     request, so its error is returned for ``_parse_head`` to raise with the headers.
     """
+    parts = line.split(" ")
+    if len(parts) == 3:
+        # The usual request line, checked as the general path below would.
+        method, uri, version = parts
+        if (
+            method in _COMMON_METHODS
+            and version == SIP_VERSION
+            and uri
+            and len(uri) <= MAX_URI_LENGTH
+            and len(line) <= MAX_LINE_LENGTH
+        ):
+            return Request(method, uri), None
     if line.startswith("SIP/") or line[:4].upper() == "SIP/":  # the version is case-insensitive
-        parts = line.split(" ", 2)
-        if len(parts) < 2 or parts[0].upper() != SIP_VERSION or not _STATUS_RE.fullmatch(parts[1]):
+        status = line.split(" ", 2)
+        if (
+            len(status) < 2
+            or status[0].upper() != SIP_VERSION
+            or not _STATUS_RE.fullmatch(status[1])
+        ):
             raise RemoteProtocolError(f"bad status line {line[:60]!r}", reason="Bad Status Line")
-        reason = parts[2] if len(parts) == 3 else ""
+        reason = status[2] if len(status) == 3 else ""
         if _CTL_RE.search(reason):
             raise RemoteProtocolError(
                 "control character in the reason phrase", reason="Bad Status Line"
             )
         if len(line) > MAX_LINE_LENGTH:
             raise RemoteProtocolError("status line too long", reason="Start Line Too Long")
-        return Response(int(parts[1]), reason), None
-    parts = line.split(" ")
+        return Response(int(status[1]), reason), None
     if len(parts) == 3:
         method, uri, version = parts
         if (
@@ -253,6 +318,10 @@ def _parse_start_line(line: str) -> tuple[Message, RemoteProtocolError | None]:
     )
 
 
+# Max-Forwards values as UAs write them, known good without a closer look.
+_PLAIN_MAX_FORWARDS = frozenset(str(hops) for hops in range(256))
+
+
 def _max_forwards_ok(value: str) -> bool:
     """RFC 3261 §20.22: 1*DIGIT, 0-255 (§8.1.1.6); leading zeros allowed (RFC 4475 §3.1.1.1)."""
     value = value.strip()
@@ -262,19 +331,30 @@ def _max_forwards_ok(value: str) -> bool:
     return len(digits) <= 3 and int(digits or "0") <= 255
 
 
-def _validate(message: Message) -> None:
-    """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2)."""
-    partial = _partial(message)
-    keys = [header[0] for header in message._headers]
-    present = set(keys)
-    if not present.issuperset(_MANDATORY_KEYS):
+def _first_values(message: Message) -> dict[str, str]:
+    """The first value of each header, by key (what ``Message._first`` returns)."""
+    # Built backwards, so the first occurrence of a repeated header wins.
+    return {key: value for key, _, value in reversed(message._headers)}
+
+
+def _validate(message: Message, first: dict[str, str]) -> None:
+    """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2).
+
+    ``first`` is ``_first_values(message)``. The values checked here are parsed once:
+    Call-ID, CSeq and the Vias are kept as the message's views; From, To and the
+    Request-URI in their usual forms only matched (``name_addr_parts``,
+    ``sip_uri_parts``), their objects built when read.
+    """
+    partial = message if isinstance(message, Request) else None
+    if not first.keys() >= _MANDATORY_KEYS:
         for key, name in _MANDATORY:
-            if key not in present:
+            if key not in first:
                 raise RemoteProtocolError(
                     f"missing {name} header", reason=f"Missing {name}", partial=partial
                 )
     # Most messages repeat no header at all; the counts are only needed when one does.
-    repeats = len(present) != len(keys)
+    repeats = len(first) != len(message._headers)
+    keys = [header[0] for header in message._headers] if repeats else []
     if repeats:
         for key in _SINGLE_HEADERS:
             if keys.count(key) > 1:
@@ -285,13 +365,31 @@ def _validate(message: Message) -> None:
             raise RemoteProtocolError(
                 "more than one Content-Length", reason="Duplicate Header", partial=partial
             )
+    cache = message._cache
     try:
-        if not message.call_id:
+        call_id = first["call-id"].strip()
+        if not call_id:
             raise RemoteProtocolError("empty Call-ID", reason="Bad Call-ID")
-        cseq = message.cseq
-        message.top_via  # noqa: B018 - parse for validation
-        message.from_addr  # noqa: B018
-        message.to_addr  # noqa: B018
+        cache["call-id"] = call_id
+        cseq = cache["cseq"] = parse_cseq(first["cseq"])
+        via = first["via"]
+        if not repeats and "," not in via and via.strip():
+            # One Via value (what Message.vias would read, without the search).
+            cache["via"] = [parse_via(via.strip())]
+        else:
+            message.top_via  # noqa: B018 - parse every Via for validation
+        # From and To in the usual forms are only split into parts (name_addr_parts):
+        # their NameAddr is built if they are read. Others are parsed in full.
+        parts = name_addr_parts(first["from"])
+        if parts is None:
+            message.from_addr  # noqa: B018 - the general parser decides
+        else:
+            cache["from"] = parts
+        parts = name_addr_parts(first["to"])
+        if parts is None:
+            message.to_addr  # noqa: B018
+        else:
+            cache["to"] = parts
         if isinstance(message, Request):
             if cseq.method != message.method:
                 raise RemoteProtocolError(
@@ -300,29 +398,35 @@ def _validate(message: Message) -> None:
                 )
             if repeats and keys.count("max-forwards") > 1:
                 raise RemoteProtocolError("more than one Max-Forwards", reason="Duplicate Header")
-            max_forwards = message._first("max-forwards")
-            if max_forwards is not None and not _max_forwards_ok(max_forwards):
+            max_forwards = first.get("max-forwards")
+            if (
+                max_forwards is not None
+                and max_forwards not in _PLAIN_MAX_FORWARDS
+                and not _max_forwards_ok(max_forwards)
+            ):
                 raise RemoteProtocolError(
                     f"bad Max-Forwards {max_forwards[:20]!r}", reason="Bad Max-Forwards"
                 )
-            ruri = message.request_uri
-            if ruri.scheme not in ("sip", "sips", "tel"):
-                raise RemoteProtocolError(
-                    f"unsupported URI scheme {ruri.scheme[:20]!r}", status_hint=416
-                )
-            if isinstance(ruri, SipUri) and ruri.headers:
-                # RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI
-                # (RFC 4475 §3.1.2.11).
-                raise RemoteProtocolError(
-                    "header fields in the Request-URI", reason="Bad Request-URI"
-                )
+            if sip_uri_parts(message.uri) is None:
+                # Not a SIP URI in the usual form (those have no headers).
+                ruri = message.request_uri
+                if ruri.scheme not in ("sip", "sips", "tel"):
+                    raise RemoteProtocolError(
+                        f"unsupported URI scheme {ruri.scheme[:20]!r}", status_hint=416
+                    )
+                if isinstance(ruri, SipUri) and ruri.headers:
+                    # RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI
+                    # (RFC 4475 §3.1.2.11).
+                    raise RemoteProtocolError(
+                        "header fields in the Request-URI", reason="Bad Request-URI"
+                    )
     except RemoteProtocolError as exc:
         exc.partial = partial
         raise
 
 
-def _content_length(message: Message) -> int | None:
-    value = message._first("content-length")
+def _content_length(message: Message, value: str | None) -> int | None:
+    """The body length ``value`` (the first Content-Length) announces."""
     if value is None:
         return None
     value = value.strip()
@@ -343,19 +447,37 @@ def parse_datagram(data: bytes) -> Request | Response:
             f"datagram of {len(data)} bytes exceeds {MAX_DATAGRAM_SIZE}", status_hint=513
         )
     # RFC 3261 §7.5: ignore CRLFs before the start line.
-    offset = 0 if data[:1] not in (b"\r", b"\n") else len(data) - len(data.lstrip(b"\r\n"))
+    offset = len(data) - len(data.lstrip(b"\r\n")) if data[:1] in (b"\r", b"\n") else 0
     if offset >= len(data):
         raise RemoteProtocolError("empty message")
-    head_end, body_start = _find_head_end(data, offset)
-    if head_end == -1:
-        message = _parse_head(data[offset:].rstrip(b"\r\n"))
-        raise RemoteProtocolError(
-            "no empty line after the headers",
-            reason="Missing Header End",
-            partial=_partial(message),
-        )
-    message = _parse_head(data[offset:head_end])
-    length = _content_length(message)
+    message: Message | None = None
+    # The head ends at the first CRLFCRLF, unless a "\n\n" comes before it (bare-LF
+    # line endings, _find_head_end): _parse_head finds out without a second search.
+    head_end = data.find(b"\r\n\r\n", offset)
+    if head_end != -1:
+        try:
+            message = _parse_head(data[offset:head_end], crlf_cut=True)
+            body_start = head_end + 4
+        except _BareLineFeed:
+            pass
+    if message is None:
+        head_end, body_start = _find_head_end(data, offset)
+        if head_end == -1:
+            message = _parse_head(data[offset:].rstrip(b"\r\n"))
+            raise RemoteProtocolError(
+                "no empty line after the headers",
+                reason="Missing Header End",
+                partial=_partial(message),
+            )
+        message = _parse_head(data[offset:head_end])
+    # The first value of each header (what Message._first returns): built backwards,
+    # so the first occurrence of a repeated header wins.
+    first = {key: value for key, _, value in reversed(message._headers)}
+    value = first.get("content-length")
+    if value is not None and value.isdigit() and len(value) < 10 and value.isascii():
+        length: int | None = int(value)  # _content_length's common case
+    else:
+        length = _content_length(message, value)
     available = len(data) - body_start
     if length is None:
         message.body = data[body_start:]
@@ -368,7 +490,7 @@ def parse_datagram(data: bytes) -> Request | Response:
     else:
         # RFC 3261 §18.3: bytes beyond Content-Length in a datagram are discarded.
         message.body = data[body_start : body_start + length]
-    _validate(message)
+    _validate(message, first)
     return message  # type: ignore[return-value]
 
 
@@ -443,7 +565,7 @@ class StreamParser:
                 return None
             self._scanned = 0
             message = _parse_head(bytes(buf[:head_end]))
-            length = _content_length(message)
+            length = _content_length(message, message._first("content-length"))
             if length is None:
                 raise RemoteProtocolError(
                     "Content-Length is mandatory on stream transports",
@@ -464,5 +586,5 @@ class StreamParser:
         message.body = bytes(buf[:length])
         del buf[:length]
         self._pending = None
-        _validate(message)
+        _validate(message, _first_values(message))
         return message  # type: ignore[return-value]

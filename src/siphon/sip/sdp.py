@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from enum import Enum
+from itertools import islice
 
 from siphon.errors import LocalProtocolError, RemoteProtocolError
 from siphon.tokens import randbits
@@ -488,19 +489,7 @@ class SessionDescription(_HasAttributes):
         out += _attribute_lines(self.attributes)
         out += self.unknown_lines
         for m in self.media:
-            fmts = "".join(f" {f}" for f in m.formats)
-            count = f"/{m.port_count}" if m.port_count is not None else ""
-            out.append(f"m={m.media} {m.port}{count} {m.proto}{fmts}")
-            if m.information is not None:
-                out.append(f"i={m.information}")
-            if m.connection is not None:
-                out.append(f"c={m.connection}")
-            out += [f"c={c}" for c in m.extra_connections]
-            out += [f"b={b}" for b in m.bandwidths]
-            if m.key is not None:
-                out.append(f"k={m.key}")
-            out += _attribute_lines(m.attributes)
-            out += m.unknown_lines
+            out += _section_lines(m)
         return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
     def __bytes__(self) -> bytes:
@@ -509,6 +498,36 @@ class SessionDescription(_HasAttributes):
 
 def _attribute_lines(attributes: list[Attribute]) -> list[str]:
     return [f"a={k}" if v is None else f"a={k}:{v}" for k, v in attributes]
+
+
+def _m_line_before_port(m: MediaDescription) -> str:
+    return f"m={m.media} "
+
+
+def _m_line_after_port(m: MediaDescription) -> str:
+    fmts = "".join(f" {f}" for f in m.formats)
+    count = f"/{m.port_count}" if m.port_count is not None else ""
+    return f"{count} {m.proto}{fmts}"
+
+
+def _section_lines(m: MediaDescription) -> list[str]:
+    return [_m_line_before_port(m) + str(m.port) + _m_line_after_port(m), *_media_lines_after_m(m)]
+
+
+def _media_lines_after_m(m: MediaDescription) -> list[str]:
+    """The lines of a media section after its m= line, in RFC 8866 §5 order."""
+    out: list[str] = []
+    if m.information is not None:
+        out.append(f"i={m.information}")
+    if m.connection is not None:
+        out.append(f"c={m.connection}")
+    out += [f"c={c}" for c in m.extra_connections]
+    out += [f"b={b}" for b in m.bandwidths]
+    if m.key is not None:
+        out.append(f"k={m.key}")
+    out += _attribute_lines(m.attributes)
+    out += m.unknown_lines
+    return out
 
 
 def serialize(sdp: SessionDescription) -> bytes:
@@ -644,7 +663,130 @@ _ONCE = {"v": "v=", "o": "o=", "s": "s=", "i": "i=", "u": "u=", "z": "z=", "k": 
 
 def parse_sdp(data: bytes | bytearray | memoryview | str) -> SessionDescription:
     """Parse an SDP body (CRLF or LF). Raises only ``RemoteProtocolError`` (400)."""
-    lines = _split_lines(_decode(data))
+    text = _decode(data)
+    sdp = _parse_common(text)
+    return sdp if sdp is not None else _parse_full(text)
+
+
+_T00 = Timing()  # frozen (repeats is a tuple), so every "t=0 0" may share it
+
+# c= values seen lately: a trunk sends its few media addresses over and over, and a
+# Connection is frozen, so calls may share one. Bounded (emptied when full) against
+# offers that each bring a new address; only short values, as real c= lines are.
+_CONNECTIONS: dict[str, Connection] = {}
+_MAX_CONNECTIONS = 256
+_MAX_CONNECTION_CHARS = 64  # "IN IP6 " and the longest IPv6 text fit
+
+
+def _memo_connection(value: str) -> Connection:
+    conn = _CONNECTIONS.get(value)
+    if conn is None:
+        conn = _parse_connection(0, value)
+        if len(value) <= _MAX_CONNECTION_CHARS:
+            if len(_CONNECTIONS) >= _MAX_CONNECTIONS:
+                _CONNECTIONS.clear()
+            _CONNECTIONS[value] = conn
+    return conn
+
+
+def _parse_common(text: str) -> SessionDescription | None:
+    """One pass over the SDP that trunks and phones send on every call: CRLF lines of
+    types v o s c t b m a, each where it belongs, nothing blank, long or duplicated.
+
+    Returns None for anything else, and on any error, so that ``_parse_full`` alone
+    decides what is unusual: it gives the same result or raises the error it always
+    raises (the first bad line of the body, which this pass may not have reached).
+    """
+    # Every CR and LF is part of a CRLF ending a line; no NUL; no line can be too long.
+    lines = text.split("\r\n")
+    count = len(lines) - 1
+    if (
+        lines[count]
+        or count > MAX_LINES
+        or len(text) > MAX_LINE_LENGTH
+        or text.count("\n") != count
+        or text.count("\r") != count
+        or "\x00" in text
+        or lines[0] != "v=0"
+    ):
+        return None
+    del lines[count]
+    origin: Origin | None = None
+    session_name: str | None = None
+    connection: Connection | None = None
+    bandwidths: list[Bandwidth] = []
+    timings: list[Timing] = []
+    attributes: list[Attribute] = []
+    media: list[MediaDescription] = []
+    m: MediaDescription | None = None
+    attrs = attributes  # the a= lines of the current level
+    try:
+        for line in islice(lines, 1, None):
+            if line[1:2] != "=":
+                return None
+            kind = line[0]
+            if kind == "a":  # as _parse_attribute(), in fewer steps
+                colon = line.find(":")
+                attrs.append((line[2:], None) if colon < 0 else (line[2:colon], line[colon + 1 :]))
+            elif kind == "m":
+                if len(media) >= MAX_MEDIA:
+                    return None
+                m = _parse_common_media(line)
+                if m is None:
+                    return None
+                media.append(m)
+                attrs = m.attributes
+            elif kind == "c":
+                if m is None:
+                    if connection is not None:
+                        return None
+                    connection = _memo_connection(line[2:])
+                elif m.connection is None:
+                    m.connection = _memo_connection(line[2:])
+                else:  # layered multicast: left to _parse_full
+                    return None
+            elif kind == "b":
+                (bandwidths if m is None else m.bandwidths).append(_parse_bandwidth(0, line[2:]))
+            elif m is not None:  # o s t belong before the first m=
+                return None
+            elif kind == "o" and origin is None:
+                origin = _parse_origin(0, line[2:])
+            elif kind == "t":
+                timings.append(_T00 if line == "t=0 0" else _parse_timing(0, line[2:]))
+            elif kind == "s" and session_name is None:
+                session_name = line[2:]
+            else:
+                return None
+    except RemoteProtocolError:
+        return None
+    if origin is None:
+        return None
+    return SessionDescription(
+        origin=origin,
+        session_name="-" if session_name is None else session_name,
+        connection=connection,
+        bandwidths=bandwidths,
+        timings=timings or [_T00],
+        attributes=attributes,
+        media=media,
+    )
+
+
+def _parse_common_media(line: str) -> MediaDescription | None:
+    """``m=<media> <port> <proto> <fmt>...`` without a port count; else None."""
+    parts = line[2:].split()
+    if len(parts) < 3 or len(parts) > MAX_FORMATS + 3:
+        return None
+    port = parts[1]
+    # _uint(port, 65535), for at most 5 ASCII digits
+    if not (0 < len(port) <= 5 and port.isascii() and port.isdigit()) or int(port) > 65535:
+        return None
+    return MediaDescription(media=parts[0], port=int(port), proto=parts[2], formats=parts[3:])
+
+
+def _parse_full(text: str) -> SessionDescription:
+    """Any SDP, with every check and the error of the first bad line."""
+    lines = _split_lines(text)
     if not lines:
         raise _bad("Bad SDP: empty body", "no lines")
     number, kind, value = lines[0]
@@ -770,10 +912,64 @@ class NegotiatedMedia:
     media_index: int
 
 
-@dataclass(frozen=True, slots=True)
+_setattr = object.__setattr__  # AnswerResult's own __setattr__ refuses
+
+
 class AnswerResult:
-    answer: SessionDescription
+    """Our answer to an offer (``answer``) and what it agreed on (``media``).
+
+    Immutable, with the equality, hash and repr of a frozen dataclass of those two
+    fields. Not a dataclass so that ``SdpSession.answer`` can leave ``answer`` to be
+    built on first use: it has already written the answer's bytes (``last_sent``),
+    and a UAS answering an INVITE needs nothing else.
+    """
+
+    __slots__ = ("_answer", "_pending", "media")
+    __match_args__ = ("answer", "media")
+    _answer: SessionDescription | None
+    _pending: _PendingAnswer | None
     media: NegotiatedMedia
+
+    def __init__(self, answer: SessionDescription, media: NegotiatedMedia) -> None:
+        _setattr(self, "_answer", answer)
+        _setattr(self, "_pending", None)
+        _setattr(self, "media", media)
+
+    @classmethod
+    def _deferred(cls, pending: _PendingAnswer, media: NegotiatedMedia) -> AnswerResult:
+        result = cls.__new__(cls)
+        _setattr(result, "_answer", None)
+        _setattr(result, "_pending", pending)
+        _setattr(result, "media", media)
+        return result
+
+    @property
+    def answer(self) -> SessionDescription:
+        answer = self._answer
+        if answer is None:
+            assert self._pending is not None  # one of the two is always set
+            answer = _planned_answer(*self._pending)
+            _setattr(self, "_answer", answer)
+            _setattr(self, "_pending", None)
+        return answer
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, AnswerResult)
+        return (self.answer, self.media) == (other.answer, other.media)
+
+    def __hash__(self) -> int:
+        return hash((self.answer, self.media))  # TypeError: the answer is mutable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(answer={self.answer!r}, media={self.media!r})"
 
 
 def _addrtype(address: str) -> str:
@@ -820,7 +1016,13 @@ _check_codec_list(DEFAULT_CODECS)
 
 
 def _new_origin(username: str, address: str, session_id: int | None, version: int | None) -> Origin:
-    if not username or _WHITESPACE_RE.search(username):
+    sid, ver = _origin_numbers(username, session_id, version)
+    return Origin(username, str(sid), str(ver), "IN", _addrtype(address), address)
+
+
+def _origin_numbers(username: str, session_id: int | None, version: int | None) -> tuple[int, int]:
+    """Checked o= username, and the session id and version to use."""
+    if username != "siphon" and (not username or _WHITESPACE_RE.search(username)):
         raise LocalProtocolError(f"bad SDP username {username!r}")
     # RFC 8866 §5.2: any unique number; kept below 2**31 for 32-bit peers.
     # randbits(30): uniform below 2**30 like randbelow(2**30), at half its cost.
@@ -828,7 +1030,7 @@ def _new_origin(username: str, address: str, session_id: int | None, version: in
     ver = version if version is not None else sid
     if sid < 0 or ver < 0:
         raise LocalProtocolError("session id and version must be >= 0")
-    return Origin(username, str(sid), str(ver), "IN", _addrtype(address), address)
+    return sid, ver
 
 
 def _audio_section(
@@ -1079,6 +1281,151 @@ def parse_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
     )
 
 
+# ------------------------------------------------------------- answers by offer shape
+
+# A trunk or phone sends the same codec lines on every call; what changes is o=, the
+# c= address and the m= port. So SdpSession.answer keeps, per offer *shape*, what
+# negotiate_answer decided, and fills in the per-call values. The shape is every
+# input negotiate_answer reads except those values: m= media, proto, formats and
+# whether the port is 0, the a= lines of _SHAPE_ATTRIBUTES (a=rtcp is read per call),
+# the direction attributes and whether each c= is present and unspecified.
+_SHAPE_ATTRIBUTES = frozenset({"rtpmap", "fmtp", "ptime", *_DIRECTIONS})
+# Bounded so that offers of ever new shapes (a hostile peer, or many distinct
+# devices) cost a bounded memory; real traffic has a handful of shapes. FIFO, not
+# LRU: a hit then costs one dict lookup, and a busy shape evicted comes back on its
+# next call.
+_MAX_ANSWER_PLANS = 256
+_MAX_SHAPE_MEDIA = 8
+_MAX_SHAPE_CHARS = 4096  # text kept per shape; a G.711 trunk offer keeps ~100
+
+_Section = tuple[str, str, tuple[str, ...], tuple[Attribute, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _AnswerPlan:
+    """negotiate_answer's result for one offer shape, without the per-call values:
+    our o= line, address and port, the offerer's address and ports."""
+
+    index: int
+    codec: Codec
+    telephone_event_pt: int | None
+    ptime: int
+    direction: Direction
+    sections: tuple[_Section, ...]  # media, proto, formats, attributes of each m=
+    before_port: str  # the answer's text from its first m= line to our port
+    after_port: str  # and from there to its end
+
+
+_ANSWER_PLANS: dict[tuple[object, ...], _AnswerPlan] = {}
+
+
+def _connection_shape(conn: Connection | None) -> bool | None:
+    return None if conn is None else conn.is_unspecified
+
+
+def _answer_key(
+    offer: SessionDescription, direction: Direction, codecs: Sequence[Codec]
+) -> tuple[object, ...] | None:
+    """The shape of ``offer`` with our side's inputs; None if not worth keeping."""
+    if len(offer.media) > _MAX_SHAPE_MEDIA:
+        return None
+    shape: list[object] = [
+        direction._value_,  # str: Enum.__hash__ is Python code, str's is not
+        # DEFAULT_CODECS is immutable, so its identity stands for its value.
+        None if codecs is DEFAULT_CODECS else tuple(codecs),
+        tuple([a for a in offer.attributes if a[0] in _DIRECTIONS]),
+        _connection_shape(offer.connection),
+    ]
+    for m in offer.media:
+        shape.append(
+            (
+                m.media,
+                m.proto,
+                m.port == 0,
+                tuple(m.formats),
+                tuple([a for a in m.attributes if a[0] in _SHAPE_ATTRIBUTES]),
+                _connection_shape(m.connection),
+            )
+        )
+    return tuple(shape)
+
+
+def _shape_chars(key: tuple[object, ...]) -> int:
+    """Roughly the text a key holds (how much memory keeping it costs)."""
+    chars = 0
+    for part in key:
+        if isinstance(part, tuple):
+            chars += len(repr(part))
+    return chars
+
+
+def _answer_plan(result: AnswerResult) -> _AnswerPlan:
+    """The per-shape part of a negotiate_answer result, and its text around our port."""
+    answer, media = result.answer, result.media
+    index = media.media_index
+    chosen = answer.media[index]
+    before = [line for m in answer.media[:index] for line in _section_lines(m)]
+    after = [_m_line_after_port(chosen), *_media_lines_after_m(chosen)]
+    after += [line for m in answer.media[index + 1 :] for line in _section_lines(m)]
+    return _AnswerPlan(
+        index=index,
+        codec=media.codec,
+        telephone_event_pt=media.telephone_event_pt,
+        ptime=media.ptime,
+        direction=media.direction,
+        sections=tuple(
+            (m.media, m.proto, tuple(m.formats), tuple(m.attributes)) for m in answer.media
+        ),
+        before_port="".join(f"{line}\r\n" for line in before) + _m_line_before_port(chosen),
+        after_port="".join(f"{line}\r\n" for line in after),
+    )
+
+
+def _remember(key: tuple[object, ...], result: AnswerResult) -> None:
+    if _shape_chars(key) > _MAX_SHAPE_CHARS:
+        return
+    while len(_ANSWER_PLANS) >= _MAX_ANSWER_PLANS:
+        _ANSWER_PLANS.pop(next(iter(_ANSWER_PLANS)), None)  # the oldest
+    _ANSWER_PLANS[key] = _answer_plan(result)
+
+
+# What an AnswerResult needs to build its answer: the plan, our o= username, session
+# id and version when it was answered, our address and port.
+_PendingAnswer = tuple[_AnswerPlan, str, int, int, str, int]
+
+
+def _planned_answer(
+    plan: _AnswerPlan, username: str, session_id: int, version: int, address: str, port: int
+) -> SessionDescription:
+    """The SessionDescription negotiate_answer builds for an offer of ``plan``'s shape."""
+    addrtype = _addrtype(address)
+    index = plan.index
+    sections = [
+        MediaDescription(
+            media=media,
+            port=port if i == index else 0,
+            proto=proto,
+            formats=list(formats),
+            attributes=list(attributes),
+        )
+        for i, (media, proto, formats, attributes) in enumerate(plan.sections)
+    ]
+    origin = Origin(username, str(session_id), str(version), "IN", addrtype, address)
+    return _session(origin, address, sections)
+
+
+def _planned_bytes(
+    plan: _AnswerPlan, username: str, session_id: int, version: int, address: str, port: int
+) -> bytes:
+    """``_planned_answer(...).to_bytes()``, written without building the answer."""
+    addrtype = _addrtype(address)
+    return (
+        f"v=0\r\no={username} {session_id} {version} IN {addrtype} {address}\r\n"
+        f"s=-\r\nc=IN {addrtype} {address}\r\nt=0 0\r\n"
+        f"{plan.before_port}{port}{plan.after_port}"
+    ).encode("utf-8", "surrogateescape")
+
+
 class SdpSession:
     """Our side of a dialog's offer/answer exchanges.
 
@@ -1117,10 +1464,8 @@ class SdpSession:
         _check_codecs(codecs)
         if not 0 < ptime <= 1000:
             raise LocalProtocolError(f"bad ptime {ptime!r}")
-        origin = _new_origin(username, address, session_id, session_version)
+        self._session_id, self._version = _origin_numbers(username, session_id, session_version)
         self._username = username
-        self._session_id = int(origin.sess_id)
-        self._version = int(origin.sess_version)
         self._last_sent: bytes | None = None
         self._offer: SessionDescription | None = None
         self.address = address
@@ -1187,14 +1532,54 @@ class SdpSession:
         self, offer: SessionDescription, *, direction: Direction = Direction.SENDRECV
     ) -> AnswerResult:
         """Answer an (re-)offer from the peer; see ``negotiate_answer``."""
-        result = negotiate_answer(
-            offer,
-            address=self.address,
-            port=self.port,
-            supported=self.codecs,
-            direction=direction,
-            origin=self.origin,
-        )
-        self._stamp(result.answer)
+        try:
+            key = _answer_key(offer, direction, self.codecs)
+            plan = _ANSWER_PLANS.get(key) if key is not None else None
+        except TypeError:  # codecs that cannot be hashed: no shortcut
+            key = plan = None
+        result = self._answer_from_plan(offer, plan) if plan is not None else None
+        if result is None:
+            result = negotiate_answer(
+                offer,
+                address=self.address,
+                port=self.port,
+                supported=self.codecs,
+                direction=direction,
+                origin=self.origin,
+            )
+            self._stamp(result.answer)
+            if key is not None:  # only now: offers that fail are never kept
+                _remember(key, result)
         self.negotiated = result.media
         return result
+
+    def _answer_from_plan(
+        self, offer: SessionDescription, plan: _AnswerPlan
+    ) -> AnswerResult | None:
+        """What negotiate_answer + _stamp make of an offer of ``plan``'s shape."""
+        address, port = self.address, self.port
+        _check_address(address)
+        _check_port(port)
+        index = plan.index
+        m = offer.media[index]
+        conn = m.connection or offer.connection
+        if conn is None:  # not with a plan: its shape has this c=
+            return None
+        username, session_id = self._username, self._session_id
+        body = _planned_bytes(plan, username, session_id, self._version, address, port)
+        if self._last_sent is not None and body != self._last_sent:
+            self._version += 1  # RFC 3264 §8: a changed SDP gets the next version
+            body = _planned_bytes(plan, username, session_id, self._version, address, port)
+        self._last_sent = body
+        pending = (plan, username, session_id, self._version, address, port)
+        negotiated = NegotiatedMedia(
+            conn.address,  # remote_address
+            m.port,  # remote_port
+            _rtcp_port(m),  # remote_rtcp_port
+            plan.codec,
+            plan.telephone_event_pt,
+            plan.ptime,
+            plan.direction,
+            index,  # media_index
+        )
+        return AnswerResult._deferred(pending, negotiated)

@@ -52,6 +52,10 @@ class TimerName(Enum):
     L = "L"
     M = "M"
 
+    # Members are singletons compared by identity: identity hashing (C) is equivalent
+    # to Enum's hash of the name (Python), and timers are dictionary keys on hot paths.
+    __hash__ = object.__hash__
+
 
 # Timers that only retransmit: never started on reliable transports (§17.1.1.2,
 # §17.1.2.2, §17.2.1).

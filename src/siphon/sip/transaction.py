@@ -9,7 +9,8 @@ the figure it transcribes:
 * ``SERVER_NON_INVITE_TABLE``  RFC 3261 Figure 8
 
 A row maps ``(state, Input)`` to a ``Transition(next_state, steps)``; each class
-interprets its ``Step`` values with one small ``_step`` method. An input with no row
+resolves every ``Step`` of its table to a small function once, at import
+(``_compile``). An input with no row
 in the current state is handled by one explicit rule (``_feed``): inputs from the
 network and from timers are *absorbed* (``[]``, state unchanged), while inputs from
 our own caller (``start``, ``send_response``) raise ``LocalProtocolError`` naming the
@@ -24,16 +25,21 @@ driver that never cancels timers stays correct. After ``Terminated()`` the drive
 forgets the transaction and every timer it started.
 
 Timers that last 0 s (D, I, J, K on reliable transports) are not scheduled: the
-transaction fires them at once, inside the same call.
+transaction fires them at once, inside the same call. Timers outside
+``STOPPED_TIMERS`` run to their deadline once started.
+
+A server transaction whose final response is out lingers up to 64*T1 only to absorb
+retransmissions; ``release()`` lets its driver drop the request and response objects
+it no longer needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from siphon.errors import LocalProtocolError
 from siphon.sip.message import BRANCH_MAGIC, Request, Response
@@ -46,6 +52,7 @@ __all__ = [
     "LOCAL_INPUTS",
     "SERVER_INVITE_TABLE",
     "SERVER_NON_INVITE_TABLE",
+    "STOPPED_TIMERS",
     "Action",
     "ClientInviteState",
     "ClientInviteTransaction",
@@ -85,7 +92,8 @@ class Send:
     """
 
     data: bytes
-    message: Request | Response
+    # None only for a resend by a server transaction after ``release()``.
+    message: Request | Response | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,14 @@ Action = Send | StartTimer | StopTimer | Deliver | TimedOut | TransportFailed | 
 
 
 # --- table vocabulary -------------------------------------------------------------------
-class Input(Enum):
+class _Vocabulary(Enum):
+    # Enum.__hash__ is Python code (it hashes the member's name), and these members are
+    # dictionary keys on every transaction step. Members are singletons compared by
+    # identity, so identity hashing (C) is equivalent.
+    __hash__ = object.__hash__
+
+
+class Input(_Vocabulary):
     """What can happen to a transaction."""
 
     START = "start"  # the TU created the transaction (client) / the request arrived (server)
@@ -169,7 +184,7 @@ _TIMER_INPUT: dict[TimerName, Input] = {name: Input[f"TIMER_{name.value}"] for n
 _INPUT_TIMER: dict[Input, TimerName] = {inp: name for name, inp in _TIMER_INPUT.items()}
 
 
-class Step(Enum):
+class Step(_Vocabulary):
     """The small actions a transition is made of."""
 
     SEND_REQUEST = "send (or retransmit) the request"
@@ -236,7 +251,7 @@ def _to(next_state: S, *steps: Step) -> Transition[S]:
 
 
 # --- states -------------------------------------------------------------------------------
-class ClientInviteState(Enum):
+class ClientInviteState(_Vocabulary):
     CALLING = "Calling"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -244,14 +259,14 @@ class ClientInviteState(Enum):
     TERMINATED = "Terminated"
 
 
-class ClientNonInviteState(Enum):
+class ClientNonInviteState(_Vocabulary):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     TERMINATED = "Terminated"
 
 
-class ServerInviteState(Enum):
+class ServerInviteState(_Vocabulary):
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
@@ -259,7 +274,7 @@ class ServerInviteState(Enum):
     TERMINATED = "Terminated"
 
 
-class ServerNonInviteState(Enum):
+class ServerNonInviteState(_Vocabulary):
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
@@ -401,17 +416,28 @@ SERVER_NON_INVITE_TABLE = MappingProxyType(
 )
 
 
+# Timers that some row stops; every other timer, once started, runs to its deadline
+# (a driver may schedule those without a way to cancel them).
+STOPPED_TIMERS = frozenset(
+    _STOP_STEPS[step]
+    for table in (
+        CLIENT_INVITE_TABLE,
+        CLIENT_NON_INVITE_TABLE,
+        SERVER_INVITE_TABLE,
+        SERVER_NON_INVITE_TABLE,
+    )
+    for transition in table.values()
+    for step in transition.steps
+    if step in _STOP_STEPS
+)
+
+
 # --- matching keys (§17.1.3, §17.2.3) -------------------------------------------------------
 TransactionKey = tuple[str, ...]
 
 # Parameters the receiving transport adds to the top Via (§18.2.1, RFC 3581); they do
 # not take part in RFC 2543 Via comparison.
 _RECEIVER_VIA_PARAMS = frozenset({"received", "rport"})
-
-
-def _key_method(method: str) -> str:
-    # An ACK for a non-2xx response belongs to the INVITE transaction (§17.1.3, §17.2.3).
-    return "INVITE" if method == "ACK" else method
 
 
 def client_key(message: Request | Response) -> TransactionKey:
@@ -423,7 +449,8 @@ def client_key(message: Request | Response) -> TransactionKey:
     """
     branch = message.top_via.branch or ""
     method = message.method if isinstance(message, Request) else message.cseq.method
-    return (branch.lower(), _key_method(method))
+    # An ACK for a non-2xx response belongs to the INVITE transaction (§17.1.3, §17.2.3).
+    return (branch.lower(), "INVITE" if method == "ACK" else method)
 
 
 def _via_text(via: Via) -> str:
@@ -468,7 +495,8 @@ def server_key(request: Request) -> TransactionKey:
     To tag is ignored for INVITE/ACK. CANCEL gets its own key; see
     ``invite_key_for_cancel``.
     """
-    return _server_key(request, _key_method(request.method))
+    method = request.method
+    return _server_key(request, "INVITE" if method == "ACK" else method)  # as client_key
 
 
 def invite_key_for_cancel(cancel: Request) -> TransactionKey:
@@ -503,6 +531,141 @@ def ack_for_non_2xx(invite: Request, response: Response) -> Request:
 
 
 # --- the engine -----------------------------------------------------------------------------
+# A step, resolved once per table row (``_compile``): ``run(tx, input, message, now, out)``
+# appends its actions to ``out``.
+StepRunner = Callable[[Any, Input, Request | Response | None, float, list[Action]], None]
+CompiledTable = dict[tuple[Any, Input], tuple[Any, tuple[StepRunner, ...]]]
+
+
+def _compile(
+    table: Mapping[tuple[S, Input], Transition[S]], runners: Mapping[Step, StepRunner], kind: str
+) -> CompiledTable:
+    """``table`` with each step replaced by the function that performs it.
+
+    The tables stay the single source of truth; this only saves interpreting each
+    ``Step`` again on every input. A step a kind cannot perform fails at import.
+    """
+    compiled: CompiledTable = {}
+    for key, transition in table.items():
+        for step in transition.steps:
+            if step not in runners:
+                raise AssertionError(f"{step} has no meaning in a {kind}")  # pragma: no cover
+        compiled[key] = (transition.next_state, tuple(runners[s] for s in transition.steps))
+    return compiled
+
+
+def _deliver(
+    tx: _Transaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    assert message is not None
+    out.append(Deliver(message))
+
+
+def _report_timeout(
+    tx: _Transaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    out.append(TimedOut(_INPUT_TIMER[inp]))
+
+
+def _report_transport_error(
+    tx: _Transaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    out.append(TransportFailed())
+
+
+def _terminate(
+    tx: _Transaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    out.append(Terminated())
+
+
+def _starter(name: TimerName) -> StepRunner:
+    only_unreliable = name in RETRANSMISSION_TIMERS
+
+    def start(
+        tx: _Transaction[Any],
+        inp: Input,
+        message: Request | Response | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        if only_unreliable and tx.reliable:
+            return  # A, E and G only retransmit over unreliable transports
+        tx._start_timer(name, tx.timers.for_timer(name, tx.reliable), now, out)
+
+    return start
+
+
+def _backoff(name: TimerName) -> StepRunner:
+    key = name._value_
+
+    def backoff(
+        tx: _Transaction[Any],
+        inp: Input,
+        message: Request | Response | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        assert tx._intervals is not None  # started before it backs off
+        tx._start_timer(name, tx.timers.backoff(name, tx._intervals[key]), now, out)
+
+    return backoff
+
+
+def _restart_e_at_t2(
+    tx: _Transaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    tx._start_timer(TimerName.E, tx.timers.t2, now, out)
+
+
+def _stopper(name: TimerName) -> StepRunner:
+    key = name._value_
+
+    def stop(
+        tx: _Transaction[Any],
+        inp: Input,
+        message: Request | Response | None,
+        now: float,
+        out: list[Action],
+    ) -> None:
+        if tx._deadlines.pop(key, None) is not None:
+            out.append(StopTimer(name))
+
+    return stop
+
+
+_COMMON_STEPS: dict[Step, StepRunner] = {
+    Step.DELIVER: _deliver,
+    Step.REPORT_TIMEOUT: _report_timeout,
+    Step.REPORT_TRANSPORT_ERROR: _report_transport_error,
+    Step.TERMINATE: _terminate,
+    Step.RESTART_E_AT_T2: _restart_e_at_t2,
+    **{step: _starter(name) for step, name in _START_STEPS.items()},
+    **{step: _backoff(name) for step, name in _BACKOFF_STEPS.items()},
+    **{step: _stopper(name) for step, name in _STOP_STEPS.items()},
+}
+
+
 class _Transaction(Generic[S]):
     """The table-driven engine the four transaction kinds share."""
 
@@ -510,70 +673,74 @@ class _Transaction(Generic[S]):
         "_deadlines",
         "_due_now",
         "_intervals",
-        "_slack",
+        "_request",
         "_started",
         "_state",
-        "_table",
-        "_terminated_state",
         "key",
         "last_response",
+        "method",
         "reliable",
-        "request",
         "timers",
     )
 
     _KIND = "transaction"
+    _TERMINATED: ClassVar[Any]  # the kind's Terminated state
+    _ROWS: ClassVar[CompiledTable]  # the kind's table, compiled
     # Event loops may run a timer callback a little before its deadline; a fire that
     # early still counts. Anything earlier belongs to a replaced deadline.
     _MAX_TIMER_SLACK = 0.02
 
     def __init__(
-        self,
-        request: Request,
-        reliable: bool,
-        timers: SipTimers,
-        table: Mapping[tuple[S, Input], Transition[S]],
-        initial: S,
-        terminated: S,
-        key: TransactionKey,
+        self, request: Request, reliable: bool, timers: SipTimers, initial: S, key: TransactionKey
     ) -> None:
-        self.request = request
+        self._request: Request | None = request
+        self.method = request.method
         self.reliable = reliable
         self.timers = timers
         self.key = key
         self.last_response: Response | None = None
-        self._table = table
         self._state = initial
-        self._terminated_state = terminated
         self._started = False
-        self._deadlines: dict[TimerName, float] = {}
-        # Last interval of the retransmission timers (A, E, G), which back off from it.
-        self._intervals: dict[TimerName, float] = {}
-        # Zero-length timers waiting to fire; created on first use, as most
-        # transactions never have one (every object kept for 64*T1 costs the GC).
+        # Running timers by letter (``TimerName.value``): a dict of str and float is not
+        # tracked by the garbage collector, and server transactions linger 64*T1.
+        self._deadlines: dict[str, float] = {}
+        # Last interval of the retransmission timers (A, E, G), which back off from it,
+        # and zero-length timers waiting to fire: created on first use, as most
+        # transactions never have either.
+        self._intervals: dict[str, float] | None = None
         self._due_now: list[TimerName] | None = None
-        self._slack = min(self._MAX_TIMER_SLACK, timers.t1 / 4)
 
     # -- public, common to all kinds --------------------------------------------------------
+    @property
+    def request(self) -> Request:
+        """The request this transaction is about (server: until ``release()``)."""
+        if self._request is None:
+            raise LocalProtocolError(
+                f"the {self._KIND} released its request after the final response; "
+                "keep a reference of your own if you need it later"
+            )
+        return self._request
+
     @property
     def state(self) -> S:
         return self._state
 
     @property
     def terminated(self) -> bool:
-        return self._state is self._terminated_state
+        return self._state is self._TERMINATED
 
     @property
     def deadlines(self) -> dict[TimerName, float]:
         """The running timers and their absolute deadlines (a copy)."""
-        return dict(self._deadlines)
+        return {TimerName(letter): deadline for letter, deadline in self._deadlines.items()}
 
     def timer_fired(self, name: TimerName, now: float) -> list[Action]:
         """Timer ``name`` fired; ``[]`` when it is not running or its deadline moved on."""
-        deadline = self._deadlines.get(name)
-        if deadline is None or now + self._slack < deadline:
+        key = name._value_
+        deadline = self._deadlines.get(key)
+        if deadline is None or now + min(self._MAX_TIMER_SLACK, self.timers.t1 / 4) < deadline:
             return []
-        del self._deadlines[name]
+        del self._deadlines[key]
         return self._feed(_TIMER_INPUT[name], None, now)
 
     def transport_error(self, now: float) -> list[Action]:
@@ -582,14 +749,14 @@ class _Transaction(Generic[S]):
         return self._feed(Input.TRANSPORT_ERROR, None, now)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.request.method} {self._state.value}>"
+        return f"<{type(self).__name__} {self.method} {self._state.value}>"
 
     # -- engine -------------------------------------------------------------------------------
     def _begin(self, now: float) -> list[Action]:
         if self._started:
             raise LocalProtocolError(f"the {self._KIND} was already started")
         self._started = True
-        return self._feed(Input.START, self.request, now)
+        return self._feed(Input.START, self._request, now)
 
     def _require_started(self) -> None:
         if not self._started:
@@ -597,82 +764,48 @@ class _Transaction(Generic[S]):
 
     def _feed(self, inp: Input, message: Request | Response | None, now: float) -> list[Action]:
         """Run the row for ``(state, inp)``; the single rule for inputs without a row."""
-        row = self._table.get((self._state, inp))
+        row = self._ROWS.get((self._state, inp))
         if row is None:
             if inp in LOCAL_INPUTS:
                 raise LocalProtocolError(
                     f"{inp.value} is not allowed in state {self._state.value} of the {self._KIND}"
                 )
             return []  # absorbed: nothing happens, state unchanged
-        self._state = row.next_state
+        self._state, runners = row
         actions: list[Action] = []
-        for step in row.steps:
-            actions.extend(self._step(step, inp, message, now))
-        due = self._due_now
-        if self._state is self._terminated_state:
+        for run in runners:
+            run(self, inp, message, now, actions)
+        if self._state is self._TERMINATED:
             self._deadlines.clear()
-            if due:
-                due.clear()
-        while due:  # zero-length timers fire at once
-            actions.extend(self._feed(_TIMER_INPUT[due.pop(0)], None, now))
+            self._due_now = None
+        due = self._due_now
+        if due is not None:
+            while due:  # zero-length timers fire at once
+                actions.extend(self._feed(_TIMER_INPUT[due.pop(0)], None, now))
+            self._due_now = None  # drained: nothing kept while the transaction lingers
         return actions
 
-    def _start_timer(self, name: TimerName, delay: float, now: float) -> list[Action]:
+    def _start_timer(self, name: TimerName, delay: float, now: float, out: list[Action]) -> None:
+        key = name._value_
         if name in RETRANSMISSION_TIMERS:
-            self._intervals[name] = delay
+            if self._intervals is None:
+                self._intervals = {}
+            self._intervals[key] = delay
         if delay <= 0:
-            self._deadlines.pop(name, None)
+            self._deadlines.pop(key, None)
             if self._due_now is None:
                 self._due_now = []
             self._due_now.append(name)
-            return []
-        self._deadlines[name] = now + delay
-        return [StartTimer(name, now + delay)]
-
-    def _step(
-        self, step: Step, inp: Input, message: Request | Response | None, now: float
-    ) -> list[Action]:
-        """Steps every kind shares; subclasses handle their own first."""
-        if step is Step.DELIVER:
-            assert message is not None
-            return [Deliver(message)]
-        if step is Step.REPORT_TIMEOUT:
-            return [TimedOut(_INPUT_TIMER[inp])]
-        if step is Step.REPORT_TRANSPORT_ERROR:
-            return [TransportFailed()]
-        if step is Step.TERMINATE:
-            return [Terminated()]
-        if step in _START_STEPS:
-            name = _START_STEPS[step]
-            if self.reliable and name in RETRANSMISSION_TIMERS:
-                return []
-            return self._start_timer(name, self.timers.for_timer(name, self.reliable), now)
-        if step in _BACKOFF_STEPS:
-            name = _BACKOFF_STEPS[step]
-            return self._start_timer(name, self.timers.backoff(name, self._intervals[name]), now)
-        if step is Step.RESTART_E_AT_T2:
-            return self._start_timer(TimerName.E, self.timers.t2, now)
-        if step in _STOP_STEPS:
-            name = _STOP_STEPS[step]
-            if self._deadlines.pop(name, None) is None:
-                return []
-            return [StopTimer(name)]
-        raise AssertionError(f"{step} has no meaning in a {self._KIND}")  # pragma: no cover
+            return
+        deadline = self._deadlines[key] = now + delay
+        out.append(StartTimer(name, deadline))
 
 
 class _ClientTransaction(_Transaction[S]):
     __slots__ = ("_request_bytes",)
 
-    def __init__(
-        self,
-        request: Request,
-        reliable: bool,
-        timers: SipTimers,
-        table: Mapping[tuple[S, Input], Transition[S]],
-        initial: S,
-        terminated: S,
-    ) -> None:
-        super().__init__(request, reliable, timers, table, initial, terminated, client_key(request))
+    def __init__(self, request: Request, reliable: bool, timers: SipTimers, initial: S) -> None:
+        super().__init__(request, reliable, timers, initial, client_key(request))
         self._request_bytes = b""
 
     def start(self, now: float) -> list[Action]:
@@ -684,19 +817,22 @@ class _ClientTransaction(_Transaction[S]):
         """A response matching ``self.key`` arrived."""
         self._require_started()
         inp = self._classify(response)
-        if (self._state, inp) in self._table:
+        if (self._state, inp) in self._ROWS:
             self.last_response = response
         return self._feed(inp, response, now)
 
     def _classify(self, response: Response) -> Input:
         raise NotImplementedError  # pragma: no cover
 
-    def _step(
-        self, step: Step, inp: Input, message: Request | Response | None, now: float
-    ) -> list[Action]:
-        if step is Step.SEND_REQUEST:
-            return [Send(self._request_bytes, self.request)]
-        return super()._step(step, inp, message, now)
+
+def _send_request(
+    tx: _ClientTransaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    out.append(Send(tx._request_bytes, tx.request))
 
 
 class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
@@ -705,6 +841,7 @@ class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
     __slots__ = ("ack",)
 
     _KIND = "INVITE client transaction"
+    _TERMINATED = ClientInviteState.TERMINATED
 
     def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
         if request.method != "INVITE":
@@ -712,14 +849,7 @@ class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
                 f"an INVITE client transaction needs an INVITE, got {request.method}; "
                 "use ClientNonInviteTransaction"
             )
-        super().__init__(
-            request,
-            reliable,
-            timers,
-            CLIENT_INVITE_TABLE,
-            ClientInviteState.CALLING,
-            ClientInviteState.TERMINATED,
-        )
+        super().__init__(request, reliable, timers, ClientInviteState.CALLING)
         self.ack: Request | None = None
         """The last ACK this transaction built for a 300-699 response."""
 
@@ -730,14 +860,24 @@ class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
             return Input.RECV_2XX
         return Input.RECV_3XX_6XX
 
-    def _step(
-        self, step: Step, inp: Input, message: Request | Response | None, now: float
-    ) -> list[Action]:
-        if step is Step.SEND_ACK:
-            assert isinstance(message, Response)
-            self.ack = ack_for_non_2xx(self.request, message)
-            return [Send(self.ack.to_bytes(), self.ack)]
-        return super()._step(step, inp, message, now)
+
+def _send_ack(
+    tx: ClientInviteTransaction,
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    assert isinstance(message, Response)
+    ack = tx.ack = ack_for_non_2xx(tx.request, message)
+    out.append(Send(ack.to_bytes(), ack))
+
+
+ClientInviteTransaction._ROWS = _compile(
+    CLIENT_INVITE_TABLE,
+    {**_COMMON_STEPS, Step.SEND_REQUEST: _send_request, Step.SEND_ACK: _send_ack},
+    ClientInviteTransaction._KIND,
+)
 
 
 class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
@@ -746,6 +886,7 @@ class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
     __slots__ = ()
 
     _KIND = "non-INVITE client transaction"
+    _TERMINATED = ClientNonInviteState.TERMINATED
 
     def __init__(self, request: Request, reliable: bool, timers: SipTimers) -> None:
         if request.method in ("INVITE", "ACK"):
@@ -754,17 +895,17 @@ class ClientNonInviteTransaction(_ClientTransaction[ClientNonInviteState]):
                 "use ClientInviteTransaction for INVITE; an ACK for a 2xx is sent "
                 "without a transaction"
             )
-        super().__init__(
-            request,
-            reliable,
-            timers,
-            CLIENT_NON_INVITE_TABLE,
-            ClientNonInviteState.TRYING,
-            ClientNonInviteState.TERMINATED,
-        )
+        super().__init__(request, reliable, timers, ClientNonInviteState.TRYING)
 
     def _classify(self, response: Response) -> Input:
         return Input.RECV_1XX if response.status < 200 else Input.RECV_FINAL
+
+
+ClientNonInviteTransaction._ROWS = _compile(
+    CLIENT_NON_INVITE_TABLE,
+    {**_COMMON_STEPS, Step.SEND_REQUEST: _send_request},
+    ClientNonInviteTransaction._KIND,
+)
 
 
 class _ServerTransaction(_Transaction[S]):
@@ -775,14 +916,12 @@ class _ServerTransaction(_Transaction[S]):
         request: Request,
         reliable: bool,
         timers: SipTimers,
-        table: Mapping[tuple[S, Input], Transition[S]],
         initial: S,
-        terminated: S,
         key: TransactionKey | None,
     ) -> None:
         if key is None:
             key = server_key(request)
-        super().__init__(request, reliable, timers, table, initial, terminated, key)
+        super().__init__(request, reliable, timers, initial, key)
         self._last_response_bytes = b""
 
     def start(self, now: float) -> list[Action]:
@@ -794,10 +933,10 @@ class _ServerTransaction(_Transaction[S]):
         self._require_started()
         if request.method == "ACK":
             return self._feed(Input.RECV_ACK, request, now)
-        if request.method != self.request.method:
+        if request.method != self.method:
             raise LocalProtocolError(
                 f"a {request.method} does not belong to the {self._KIND} of a "
-                f"{self.request.method}; CANCEL is its own transaction "
+                f"{self.method}; CANCEL is its own transaction "
                 "(see invite_key_for_cancel)"
             )
         return self._feed(Input.RECV_RETRANSMISSION, request, now)
@@ -809,25 +948,55 @@ class _ServerTransaction(_Transaction[S]):
             raise LocalProtocolError(f"status {response.status} is not a SIP status (100-699)")
         return self._feed(self._classify(response), response, now)
 
+    def release(self) -> None:
+        """Let go of ``request`` and ``last_response``; keep what later rows need.
+
+        For drivers, once the TU has its final response out: from then on the
+        transaction matches retransmissions by ``key``, resends the last response's
+        bytes and runs its timers, for up to 64*T1 (§17.2.1, §17.2.2, RFC 6026), and a
+        busy server keeps thousands of them. Afterwards ``request`` raises,
+        ``last_response`` is None, and resends carry ``Send.message`` None.
+        """
+        self._request = None
+        self.last_response = None
+
     def _classify(self, response: Response) -> Input:
         raise NotImplementedError  # pragma: no cover
 
-    def _remember(self, response: Response) -> list[Action]:
-        self.last_response = response
-        self._last_response_bytes = response.to_bytes()
-        return [Send(self._last_response_bytes, response)]
+    def _remember(self, response: Response, out: list[Action]) -> None:
+        data = self._last_response_bytes = response.to_bytes()
+        if self._request is not None:  # not released
+            self.last_response = response
+        out.append(Send(data, response))
 
-    def _step(
-        self, step: Step, inp: Input, message: Request | Response | None, now: float
-    ) -> list[Action]:
-        if step is Step.SEND_RESPONSE:
-            assert isinstance(message, Response)
-            return self._remember(message)
-        if step is Step.RESEND_LAST_RESPONSE:
-            if self.last_response is None:
-                return []
-            return [Send(self._last_response_bytes, self.last_response)]
-        return super()._step(step, inp, message, now)
+
+def _send_response(
+    tx: _ServerTransaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    assert isinstance(message, Response)
+    tx._remember(message, out)
+
+
+def _resend_last_response(
+    tx: _ServerTransaction[Any],
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    if tx._last_response_bytes:  # if any was sent
+        out.append(Send(tx._last_response_bytes, tx.last_response))
+
+
+_SERVER_STEPS: dict[Step, StepRunner] = {
+    **_COMMON_STEPS,
+    Step.SEND_RESPONSE: _send_response,
+    Step.RESEND_LAST_RESPONSE: _resend_last_response,
+}
 
 
 class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
@@ -841,6 +1010,7 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
     __slots__ = ("send_100_trying",)
 
     _KIND = "INVITE server transaction"
+    _TERMINATED = ServerInviteState.TERMINATED
 
     def __init__(
         self,
@@ -857,15 +1027,7 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
                 f"an INVITE server transaction needs an INVITE, got {request.method}; "
                 "use ServerNonInviteTransaction"
             )
-        super().__init__(
-            request,
-            reliable,
-            timers,
-            SERVER_INVITE_TABLE,
-            ServerInviteState.PROCEEDING,
-            ServerInviteState.TERMINATED,
-            key,
-        )
+        super().__init__(request, reliable, timers, ServerInviteState.PROCEEDING, key)
         self.send_100_trying = send_100_trying
 
     def _classify(self, response: Response) -> Input:
@@ -875,13 +1037,25 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
             return Input.SEND_2XX
         return Input.SEND_3XX_6XX
 
-    def _step(
-        self, step: Step, inp: Input, message: Request | Response | None, now: float
-    ) -> list[Action]:
-        if step is Step.SEND_TRYING:
-            # §17.2.1: built per §8.2.6, without adding a To tag.
-            return self._remember(self.request.make_response(100)) if self.send_100_trying else []
-        return super()._step(step, inp, message, now)
+
+def _send_trying(
+    tx: ServerInviteTransaction,
+    inp: Input,
+    message: Request | Response | None,
+    now: float,
+    out: list[Action],
+) -> None:
+    if tx.send_100_trying:
+        # §17.2.1: built per §8.2.6, without adding a To tag.
+        assert tx._request is not None  # released only after a final response
+        tx._remember(tx._request.make_response(100), out)
+
+
+ServerInviteTransaction._ROWS = _compile(
+    SERVER_INVITE_TABLE,
+    {**_SERVER_STEPS, Step.SEND_TRYING: _send_trying},
+    ServerInviteTransaction._KIND,
+)
 
 
 class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
@@ -890,6 +1064,7 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
     __slots__ = ()
 
     _KIND = "non-INVITE server transaction"
+    _TERMINATED = ServerNonInviteState.TERMINATED
 
     def __init__(
         self,
@@ -906,15 +1081,12 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
                 "use ServerInviteTransaction for INVITE; an ACK matches the INVITE "
                 "transaction (server_key) or goes to the dialog"
             )
-        super().__init__(
-            request,
-            reliable,
-            timers,
-            SERVER_NON_INVITE_TABLE,
-            ServerNonInviteState.TRYING,
-            ServerNonInviteState.TERMINATED,
-            key,
-        )
+        super().__init__(request, reliable, timers, ServerNonInviteState.TRYING, key)
 
     def _classify(self, response: Response) -> Input:
         return Input.SEND_1XX if response.status < 200 else Input.SEND_FINAL
+
+
+ServerNonInviteTransaction._ROWS = _compile(
+    SERVER_NON_INVITE_TABLE, _SERVER_STEPS, ServerNonInviteTransaction._KIND
+)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote as _pct_quote
 from urllib.parse import unquote as _pct_unquote
 
@@ -71,9 +72,12 @@ _DISPLAY_NAME = (
 )
 # The usual From, To and Contact: [display name] <simple sip URI> [;simple params],
 # after strip(): eight groups, read without any further parsing.
-_FAST_SIP_NAME_ADDR_RE = re.compile(
-    rf"{_DISPLAY_NAME}<(sips?):{_SIP_URI_PARTS}>[ \t]*({SIMPLE_PARAM}*)"
-)
+_FAST_SIP_ADDR = rf"{_DISPLAY_NAME}<(sips?):{_SIP_URI_PARTS}>"
+_FAST_HEADER_PARAMS = rf"[ \t]*({SIMPLE_PARAM}*)"
+_FAST_SIP_NAME_ADDR_RE = re.compile(_FAST_SIP_ADDR + _FAST_HEADER_PARAMS)
+# The same in two pieces: up to the ">" that ends the URI (seven groups), and after.
+_FAST_SIP_ADDR_RE = re.compile(_FAST_SIP_ADDR)
+_FAST_HEADER_PARAMS_RE = re.compile(_FAST_HEADER_PARAMS)
 # [display name] <any uri> [;any params], after strip(): the URI goes to parse_uri
 # and the parameters to parse_params.
 _FAST_NAME_ADDR_RE = re.compile(rf"{_DISPLAY_NAME}<([^<>]*)>[ \t]*(;.*)?", re.DOTALL)
@@ -211,15 +215,56 @@ class AbsoluteUri:
 Uri = SipUri | TelUri | AbsoluteUri
 
 
-def parse_uri(text: str) -> Uri:
-    """Parse a URI; SIP/SIPS/tel get full structure, other schemes are kept verbatim."""
-    fast = _FAST_SIP_URI_RE.fullmatch(text)
-    if fast is not None:
+# Text -> the arguments its objects are built from, for the texts the fast paths
+# read: the same From, To, Contact and Request-URI recur in every request of a call,
+# and To, Contact and Request-URI across calls, so each is matched once. The objects
+# are built afresh on every parse (they are mutable: no two messages share one).
+# Bounded because the texts come from the network: emptied when full, and longer
+# texts (rare in real traffic) are not kept, so the memos hold at most ~1 MiB.
+_MAX_MEMO_ENTRIES = 1024
+_MAX_MEMO_TEXT = 512
+# scheme, user, host, port, params
+_UriParts = tuple[str, str | None, str, int | None, dict[str, str | None]]
+_URI_PARTS: dict[str, _UriParts] = {}
+
+
+_Parts = TypeVar("_Parts")
+
+
+def _memo_put(memo: dict[str, _Parts], text: str, parts: _Parts) -> None:
+    """Remember ``parts`` for ``text`` within the bounds above."""
+    if len(text) <= _MAX_MEMO_TEXT:
+        if len(memo) >= _MAX_MEMO_ENTRIES:
+            memo.clear()
+        memo[text] = parts
+
+
+def sip_uri_parts(text: str) -> _UriParts | None:
+    """The parts of a SIP URI in the usual form (``parse_uri``'s fast path), else None.
+
+    A URI with parts is a ``sip``/``sips`` URI with no headers: one ``parse_uri``
+    accepts as it is. Otherwise the general parser decides.
+    """
+    parts = _URI_PARTS.get(text)
+    if parts is None:
+        fast = _FAST_SIP_URI_RE.fullmatch(text)
+        if fast is None:
+            return None
         scheme, user, host, port_text, params_text = fast.groups()
         port = int(port_text) if port_text else None
-        if port is None or port <= 65535:
-            params = split_simple_params(params_text) if params_text else {}
-            return SipUri(host, user, None, port, scheme, params, {})
+        if port is not None and port > 65535:
+            return None
+        parts = (scheme, user, host, port, split_simple_params(params_text) if params_text else {})
+        _memo_put(_URI_PARTS, text, parts)
+    return parts
+
+
+def parse_uri(text: str) -> Uri:
+    """Parse a URI; SIP/SIPS/tel get full structure, other schemes are kept verbatim."""
+    parts = _URI_PARTS.get(text) or sip_uri_parts(text)
+    if parts is not None:
+        scheme, user, host, port, params = parts
+        return SipUri(host, user, None, port, scheme, params.copy(), {})
     return _parse_uri_general(text)
 
 
@@ -309,7 +354,30 @@ class NameAddr:
         return f"{name}<{self.uri}>{format_params(self.params)}"
 
 
-def parse_name_addr(value: str) -> NameAddr:
+# display name, scheme, user, host, port, URI params, header params
+NameAddrParts = tuple[
+    str | None, str, str | None, str, int | None, dict[str, str | None], dict[str, str | None]
+]
+_NAME_ADDR_PARTS: dict[str, NameAddrParts] = {}
+
+
+def name_addr_parts(value: str) -> NameAddrParts | None:
+    """The parts of a name-addr with a SIP URI in the usual forms, else None.
+
+    What ``parse_name_addr`` builds its result from when its fast paths read
+    ``value``: a value with parts is one it accepts; otherwise it decides itself.
+    Memoised (see ``_MAX_MEMO_ENTRIES``): validation reads From and To with this, and
+    the tags are read from the parts, so a value is matched once however it is read.
+    """
+    parts = _NAME_ADDR_PARTS.get(value)
+    if parts is None:
+        parts = _match_name_addr(value)
+        if parts is not None:
+            _memo_put(_NAME_ADDR_PARTS, value, parts)
+    return parts
+
+
+def _match_name_addr(value: str) -> NameAddrParts | None:
     text = value.strip()
     if text.startswith(("sip:", "sips:")):
         # The addr-spec form, as SIPp's Contact (a display name before "<" is quoted
@@ -317,35 +385,89 @@ def parse_name_addr(value: str) -> NameAddr:
         # header (RFC 3261 §20.10). A "," (allowed in the user part of a URI) is an
         # error there, which the general parser reports.
         fast = _FAST_SIP_URI_RE.fullmatch(text)
-        if fast is not None and "," not in text:
-            scheme, user, host, port_text, params_text = fast.groups()
-            port = int(port_text) if port_text else None
-            if port is None or port <= 65535:
-                params = split_simple_params(params_text) if params_text else {}
-                return NameAddr(SipUri(host, user, None, port, scheme, {}, {}), None, params)
-        return _parse_name_addr_general(value)
-    fast = _FAST_SIP_NAME_ADDR_RE.fullmatch(text)
-    if fast is not None:
-        tokens, quoted, scheme, user, host, port_text, uri_params, header_params = fast.groups()
+        if fast is None or "," in text:
+            return None
+        scheme, user, host, port_text, params_text = fast.groups()
         port = int(port_text) if port_text else None
-        if port is None or port <= 65535:
-            uri = SipUri(
-                host,
-                user,
-                None,
-                port,
-                scheme,
-                split_simple_params(uri_params) if uri_params else {},
-                {},
-            )
+        if port is not None and port > 65535:
+            return None
+        params = split_simple_params(params_text) if params_text else {}
+        return (None, scheme, user, host, port, {}, params)
+    # The display name and URI recur (the caller's, the number called) where the tag
+    # changes with every call: the part up to the first ">" is looked up on its own.
+    # When it is the whole "[display name] <URI>", it is what _FAST_SIP_NAME_ADDR_RE
+    # would read there (neither a token nor the URI has a ">", and a quoted name with
+    # one makes the part end inside the quotes, where it does not match).
+    gt = text.find(">") + 1
+    if gt:
+        addr = _ADDR_PARTS.get(text[:gt]) or _addr_parts(text[:gt])
+        fast = _FAST_HEADER_PARAMS_RE.fullmatch(text, gt)
+        if addr is not None and fast is not None:
+            header_params = fast.group(1)
+            return (*addr, split_simple_params(header_params) if header_params else {})
+    fast = _FAST_SIP_NAME_ADDR_RE.fullmatch(text)
+    if fast is None:
+        return None
+    tokens, quoted, scheme, user, host, port_text, uri_params, header_params = fast.groups()
+    port = int(port_text) if port_text else None
+    if port is not None and port > 65535:
+        return None
+    return (
+        tokens if quoted is None else quoted,
+        scheme,
+        user,
+        host,
+        port,
+        split_simple_params(uri_params) if uri_params else {},
+        split_simple_params(header_params) if header_params else {},
+    )
+
+
+# display name, scheme, user, host, port, URI params
+_AddrParts = tuple[str | None, str, str | None, str, int | None, dict[str, str | None]]
+_ADDR_PARTS: dict[str, _AddrParts] = {}
+
+
+def _addr_parts(text: str) -> _AddrParts | None:
+    """``[display name] <sip URI>`` read by _FAST_SIP_ADDR_RE, memoised, else None."""
+    fast = _FAST_SIP_ADDR_RE.fullmatch(text)
+    if fast is None:
+        return None
+    tokens, quoted, scheme, user, host, port_text, uri_params = fast.groups()
+    port = int(port_text) if port_text else None
+    if port is not None and port > 65535:
+        return None
+    parts = (
+        tokens if quoted is None else quoted,
+        scheme,
+        user,
+        host,
+        port,
+        split_simple_params(uri_params) if uri_params else {},
+    )
+    _memo_put(_ADDR_PARTS, text, parts)
+    return parts
+
+
+def name_addr_from_parts(parts: NameAddrParts) -> NameAddr:
+    """The NameAddr ``parse_name_addr`` returns for a value with these parts."""
+    display, scheme, user, host, port, uri_params, params = parts
+    # The parts are shared (memoised): the objects get copies of their dicts.
+    uri = SipUri(host, user, None, port, scheme, uri_params.copy(), {})
+    return NameAddr(uri, display, params.copy())
+
+
+def parse_name_addr(value: str) -> NameAddr:
+    parts = _NAME_ADDR_PARTS.get(value) or name_addr_parts(value)
+    if parts is not None:
+        return name_addr_from_parts(parts)
+    text = value.strip()
+    if not text.startswith(("sip:", "sips:")):
+        fast = _FAST_NAME_ADDR_RE.fullmatch(text)
+        if fast is not None:
+            tokens, quoted, uri_text, params_text = fast.groups()
             display = tokens if quoted is None else quoted
-            params = split_simple_params(header_params) if header_params else {}
-            return NameAddr(uri, display, params)
-    fast = _FAST_NAME_ADDR_RE.fullmatch(text)
-    if fast is not None:
-        tokens, quoted, uri_text, params_text = fast.groups()
-        display = tokens if quoted is None else quoted
-        return NameAddr(parse_uri(uri_text), display, parse_params(params_text or ""))
+            return NameAddr(parse_uri(uri_text), display, parse_params(params_text or ""))
     return _parse_name_addr_general(value)
 
 
@@ -446,21 +568,40 @@ _VIA_RE = re.compile(
 
 
 # SIP/2.0/transport host[:port][;params], in upper case, one space, no comment, no
-# quoting and no white space among the parameters.
-_FAST_VIA_RE = re.compile(
-    rf"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) {_HOSTPORT}"
-    r'((?:;[^;=\s"(]+(?:=[^;\s"(]*)?)*)'  # SIMPLE_PARAM without "(", which starts a comment
+# quoting and no white space among the parameters. Read in two pieces: the sent-by
+# part, up to the first ";" (none of its characters is one), and the parameters.
+_FAST_SENT_BY_RE = re.compile(rf"SIP/2\.0/([A-Za-z0-9\-.!%*_+`'~]+) {_HOSTPORT}")
+_FAST_VIA_PARAMS_RE = re.compile(
+    r'(?:;[^;=\s"(]+(?:=[^;\s"(]*)?)*'  # SIMPLE_PARAM without "(", which starts a comment
 )
+# Sent-by text -> (transport, host, port): the same few peers send every request,
+# while the branch changes with each. Bounded as the other memos (_MAX_MEMO_ENTRIES).
+_SENT_BY: dict[str, tuple[str, str, int | None]] = {}
+
+
+def _sent_by(text: str) -> tuple[str, str, int | None] | None:
+    fast = _FAST_SENT_BY_RE.fullmatch(text)
+    if fast is None:
+        return None
+    transport, host, port_text = fast.groups()
+    port = int(port_text) if port_text else None
+    if port is not None and port > 65535:
+        return None
+    sent_by = (transport.upper(), host, port)
+    _memo_put(_SENT_BY, text, sent_by)
+    return sent_by
 
 
 def parse_via(value: str) -> Via:
-    fast = _FAST_VIA_RE.fullmatch(value)
-    if fast is not None:
-        transport, host, port_text, params_text = fast.groups()
-        port = int(port_text) if port_text else None
-        if port is None or port <= 65535:
-            params = split_simple_params(params_text) if params_text else {}
-            return Via(transport.upper(), host, port, params)
+    semi = value.find(";")
+    if semi == -1:
+        sent_by = _SENT_BY.get(value) or _sent_by(value)
+        if sent_by is not None:
+            return Via(*sent_by, {})
+    else:
+        sent_by = _SENT_BY.get(value[:semi]) or _sent_by(value[:semi])
+        if sent_by is not None and _FAST_VIA_PARAMS_RE.fullmatch(value, semi):
+            return Via(*sent_by, split_simple_params(value[semi:]))
     return _parse_via_general(value)
 
 
