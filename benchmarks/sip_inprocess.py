@@ -171,7 +171,12 @@ async def main(args: argparse.Namespace) -> int:
     server = SipServer(handler, config)
     ready = asyncio.Event()
     serving = asyncio.create_task(server.serve(lambda _: ready.set()))
-    await ready.wait()
+    started = asyncio.create_task(ready.wait())
+    await asyncio.wait((started, serving), return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():  # it failed to start: say why instead of waiting for ever
+        started.cancel()
+        serving.result()
+        raise RuntimeError("the server stopped before it was ready")
     # A UDP transport of our own, wired to the server's stack the way the loop wires
     # the real one; responses land in ``fake`` instead of a socket.
     udp = UdpTransport(server.stack)

@@ -225,6 +225,7 @@ class SipServer:
         if self.load is not None:
             self.load.close()
         self.stack.close()
+        self.ua.ports.close()  # the RTP socket pairs pooled for reuse
 
     # -- one task per call -------------------------------------------------------------
     def _spawn_call(self, call: SipCall) -> None:

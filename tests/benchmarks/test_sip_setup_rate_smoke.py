@@ -42,14 +42,15 @@ def test_one_low_rate_passes_on_both_sides_and_prints_both_ratios(tmp_path: Path
     trials = re.findall(
         r"^\s+100 calls/s: (\d+)/(\d+) ok, (\d+) failed .* ok\s+\[placed (\d+)/s", output, re.M
     )
-    assert len(trials) == 2, output  # SIPHON, then SIPp
+    assert len(trials) == 3, output  # SIPHON without and with recording, then SIPp
     for ok, attempted, failed, placed in trials:
         assert int(ok) == int(attempted) and int(failed) == 0, output
         assert int(placed) > 0, output
-    for label in ("SIPHON UAS", "SIPp UAS"):
+    for label in ("SIPHON UAS", "SIPHON UAS\\+rec", "SIPp UAS"):
         line = re.search(
             rf"^{label}\s+asked 100/s, placed \d+ calls/s; .* = (\d+) µs per call", output, re.M
         )
         assert line is not None and int(line.group(1)) > 0, output
-    assert re.search(r"^ratio, calls/s sustained: [\d.]+x", output, re.M), output
-    assert re.search(r"^ratio, CPU per call \(SIPp / SIPHON\): [\d.]+x", output, re.M), output
+    for label in ("SIPHON UAS", "SIPHON UAS\\+rec"):
+        assert re.search(rf"^ratio, calls/s sustained, {label}: [\d.]+x", output, re.M), output
+        assert re.search(rf"^ratio, CPU per call \(SIPp / {label}\): [\d.]+x", output, re.M), output

@@ -241,7 +241,7 @@ async def test_a_reinvite_to_another_codec_replaces_a_buffer_in_use_only() -> No
         clock.close()
 
 
-async def test_rtcp_is_read_from_the_bare_socket_and_the_port_is_freed_on_close() -> None:
+async def test_rtcp_is_read_from_the_bare_socket_and_the_port_is_pooled_on_close() -> None:
     clock = MediaClock()
     ports = _ports()
     session = RtpSession(ports, clock)
@@ -268,9 +268,11 @@ async def test_rtcp_is_read_from_the_bare_socket_and_the_port_is_freed_on_close(
         assert session.stats.rtcp_out == 1
     session.close()
     clock.close()
-    await asyncio.sleep(0.01)  # the RTP transport closes its socket on the next iteration
-    # Both sockets are closed and the pair is free again.
-    assert ports.in_use == 0
+    # The pair went back to the allocator's pool; closing the allocator closes both
+    # sockets and frees the ports.
+    assert ports.in_use == 0 and ports.pooled == 1
+    ports.close()
+    assert ports.pooled == 0
     for p in (port, port + 1):
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         probe.bind(("127.0.0.1", p))
@@ -297,15 +299,16 @@ async def test_rtcp_to_a_name_is_not_sent_and_needs_no_dns() -> None:
         clock.close()
 
 
-async def test_closing_while_opening_gives_everything_back() -> None:
+async def test_closing_before_opening_gives_everything_back() -> None:
     clock = MediaClock()
     ports = _ports()
     session = RtpSession(ports, clock)
     opening = asyncio.ensure_future(session.open())
-    await asyncio.sleep(0)  # bound, waiting for the transport
     session.close()
     port = await opening
-    assert ports.in_use == 0 and session._rtcp_sock is None and session._transport is None
+    assert ports.in_use == 0 and session._rtcp_sock is None and session._rtp_sock is None
+    assert ports.pooled == 1
+    ports.close()
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", port + 1))
     probe.close()

@@ -182,10 +182,10 @@ async def test_acked_rejection_stops_retransmitting() -> None:
     transport = FakeTransport()
     stack.message_received(_request("INVITE", 1, "1-1", 1), SOURCE, transport)
     (invite,) = handler.txns
-    assert invite.timers is not None and set(invite.timers) == {TimerName.G, TimerName.H}
+    assert invite.handles is not None and set(invite.handles) == {TimerName.G, TimerName.H}
     # §17.2.1: the ACK for a non-2xx shares the INVITE's branch.
     stack.message_received(_request("ACK", 1, "1-1", 1, "srv"), SOURCE, transport)
-    assert not invite.timers  # G and H cancelled; I rides its lane
+    assert not invite.handles  # G and H cancelled; I rides its lane
     await asyncio.sleep(timers.t4 + 0.05)
     assert len(transport.sent) == 2  # 100 and 603, never resent
     assert stack.transaction_count == 0

@@ -68,7 +68,10 @@ async def test_empty_text_is_no_audio_and_no_error(engine: local_tts.Engine, tex
 async def test_speed_changes_the_duration(engine: local_tts.Engine) -> None:
     normal = np.concatenate(await collect(TTS(engine), SENTENCE))
     fast = np.concatenate(await collect(TTS(engine, speed=2.0), SENTENCE))
-    assert 0.35 < len(fast) / len(normal) < 0.75
+    # espeak halves its output (0.51); Piper's stochastic duration predictor (noise_w)
+    # and its pauses do not scale linearly: 0.68-0.75 measured over repeated runs.
+    low, high = (0.35, 0.65) if engine == "espeak" else (0.45, 0.85)
+    assert low < len(fast) / len(normal) < high
 
 
 async def test_piper_streams_sentence_by_sentence() -> None:

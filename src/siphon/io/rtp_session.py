@@ -1,6 +1,7 @@
 """One call's RTP: socket, latching, jitter buffer, playout, DTMF, RTCP, recording, timeout.
 
-Receiving is event driven (``datagram_received``); sending is driven by the
+Receiving is event driven (the loop says the RTP socket is readable, we read one
+datagram into ``datagram_received``); sending is driven by the
 process-wide ``MediaClock``: on every 20 ms tick the session pulls the caller's
 next frame out of the jitter buffer (for the app and the recording) and sends the
 agent's next frame (or comfort silence, or a DTMF event packet). Per packet the
@@ -8,10 +9,12 @@ Python work is a 12-byte header peek, a table lookup and a few comparisons.
 
 Set-up and tear-down are paid once per call, at call-setup rates of thousands a
 second, so a session starts small: the jitter buffer, playout queue, DTMF
-receiver and the frames() event are made on first use, and RTCP (a report every
-few seconds) is a bare socket read when the loop says it is readable rather than
-a second asyncio transport. ``close()`` drops every callback and hook, so a closed
-session and its call are freed by reference counting, not by the cyclic GC.
+receiver and the frames() event are made on first use. RTP and RTCP are bare
+sockets read when the loop says they are readable (no asyncio transport), taken
+from and given back to the allocator's pool of bound pairs (ports.py): a call
+binds, registers and closes no socket. ``close()`` drops every callback and hook,
+so a closed session and its call are freed by reference counting, not by the
+cyclic GC.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 from siphon.events import DtmfReceived
 from siphon.io.media_clock import MediaClock
 from siphon.io.playout import FRAME_SAMPLES, PcmFrame, PlayoutQueue
-from siphon.io.ports import RtpPortAllocator, bind_port_pair
+from siphon.io.ports import RtpPortAllocator, RtpPortPair
 from siphon.io.recording import Recording, RecordingWriter
 from siphon.rtp.codecs import Codec, codec_for
 from siphon.rtp.dtmf import DtmfReceiver, DtmfSender
@@ -62,6 +65,8 @@ Address = tuple[str, int]
 MAX_INBOUND_FRAMES = 100
 # A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
 MAX_RTP_DATAGRAM = 1500
+# Read one byte more: a longer datagram comes truncated but still too long, and dropped.
+_RTP_READ_SIZE = MAX_RTP_DATAGRAM + 1
 # RTCP is read whole, as the transport did (a UDP datagram is at most 64 KiB).
 _MAX_UDP_DATAGRAM = 65536
 # RTCP datagrams read per wake-up: enough to drain a burst, bounded against a flood.
@@ -103,7 +108,7 @@ class RtpSession(asyncio.DatagramProtocol):
         "_last_rx",
         "_lead",
         "_lead_frame",
-        "_loop",
+        "_pair",
         "_playout",
         "_ports",
         "_reception",
@@ -111,11 +116,12 @@ class RtpSession(asyncio.DatagramProtocol):
         "_remote_ssrc",
         "_rtcp_schedule",
         "_rtcp_sock",
+        "_rtp_sock",
         "_sending",
+        "_sent_to",
         "_seq",
         "_silence",
         "_started",
-        "_transport",
         "_ts",
         "_wav",
         "cname",
@@ -154,9 +160,11 @@ class RtpSession(asyncio.DatagramProtocol):
         self.recording_path = recording_path
         self._wav: Recording | None = None
         self.port = 0
-        self._transport: asyncio.DatagramTransport | None = None
+        self._pair: RtpPortPair | None = None
+        self._rtp_sock: socket.socket | None = None
         self._rtcp_sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the one open() ran on
+        # The last ``remote`` found to be an address of our family (see _send_rtp).
+        self._sent_to: Address | None = None
         self.stats = MediaStats()
         self._playout: PlayoutQueue | None = None  # see the ``playout`` property
         # One frame sent ahead of the clock (see _send_first_frame_now); it is recorded
@@ -196,31 +204,25 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> int:
-        """Bind an even RTP port and the RTCP port above it; returns the RTP port."""
+        """Take an even RTP port and the RTCP port above it; returns the RTP port."""
         loop = asyncio.get_running_loop()
-        port, rtp_sock, rtcp_sock = bind_port_pair(self._ports)
+        ports = self._ports
+        pair = ports.acquire(loop)
         try:
-            await loop.create_datagram_endpoint(lambda: self, sock=rtp_sock)
-            # No transport for RTCP: a second endpoint costs another loop round trip
-            # and its tear-down, for a report every few seconds (RFC 3550 §6.2).
-            loop.add_reader(rtcp_sock.fileno(), self._rtcp_readable)
+            # Readers on the bare sockets, no transports: a transport per call costs its
+            # set-up and tear-down, and a pooled pair only needs its readers swapped.
+            loop.add_reader(pair.rtp.fileno(), self._rtp_readable)
+            loop.add_reader(pair.rtcp.fileno(), self._rtcp_readable)
         except BaseException:
-            rtp_sock.close()
-            rtcp_sock.close()
-            if self._transport is not None:
-                self._transport.close()
-                self._transport = None
-            self._ports.release(port)
+            ports.discard(pair)
             raise
-        self.port = port
-        self._loop = loop
-        self._rtcp_sock = rtcp_sock
-        if self._closed:  # the call ended while we were binding
+        self._pair = pair
+        self.port = pair.port
+        self._rtp_sock = pair.rtp
+        self._rtcp_sock = pair.rtcp
+        if self._closed:  # closed before it opened
             self._close_sockets()
-        return port
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        return pair.port
 
     def start(self, media: NegotiatedMedia, *, sending: bool = True) -> None:
         """Apply the negotiated media and join the media clock (idempotent, re-INVITE safe)."""
@@ -281,18 +283,11 @@ class RtpSession(asyncio.DatagramProtocol):
             self._playout.on_start = None
 
     def _close_sockets(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        sock = self._rtcp_sock
-        if sock is not None:
-            self._rtcp_sock = None
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                loop.remove_reader(sock.fileno())  # before close(): the fd may be reused
-            sock.close()
-        if self.port:
-            self._ports.release(self.port)
+        pair = self._pair
+        if pair is not None:
+            self._pair = self._rtp_sock = self._rtcp_sock = None
+            # Pooled (our readers replaced by discarding ones) or closed.
+            self._ports.give_back(pair)
 
     @property
     def closed(self) -> bool:
@@ -309,6 +304,20 @@ class RtpSession(asyncio.DatagramProtocol):
         return playout
 
     # -- receiving -------------------------------------------------------------------
+    def _rtp_readable(self) -> None:
+        # One datagram per wake-up: the poll is level-triggered, so the loop calls again
+        # while more are queued. Reading on to EAGAIN would cost a failed recvfrom and
+        # its exception on nearly every wake-up (one packet per 20 ms): ~0.8 µs more a
+        # packet. And a flooded port gets no more than its turn per loop iteration.
+        sock = self._rtp_sock
+        if sock is None:
+            return
+        try:
+            data, addr = sock.recvfrom(_RTP_READ_SIZE)
+        except OSError:  # nothing queued (a stale wake-up), or an ICMP error consumed
+            return
+        self.datagram_received(data, addr)
+
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         stats = self.stats
         source = (str(addr[0]), int(addr[1]))
@@ -444,8 +453,7 @@ class RtpSession(asyncio.DatagramProtocol):
             else:
                 payload = codec.encode(agent) if agent is not None else self._silence
                 packet = build_rtp(self.payload_type, self._seq, self._ts, self.ssrc, payload)
-        if packet is not None and self._transport is not None and self.remote is not None:
-            self._transport.sendto(packet, self.remote)
+        if packet is not None and self.remote is not None and self._send_rtp(packet, self.remote):
             self.stats.packets_out += 1
             self.stats.octets_out += len(packet)
             self._seq = (self._seq + 1) % SEQ_MOD
@@ -480,7 +488,7 @@ class RtpSession(asyncio.DatagramProtocol):
             or not self._sending
             or codec is None
             or self._closed
-            or self._transport is None
+            or self._rtp_sock is None
             or self.remote is None
             or (self._dtmf_out is not None and self._dtmf_out.busy)
         ):
@@ -493,13 +501,36 @@ class RtpSession(asyncio.DatagramProtocol):
         packet = build_rtp(
             self.payload_type, self._seq, self._ts, self.ssrc, codec.encode(frame), marker=True
         )
-        self._transport.sendto(packet, self.remote)
+        if not self._send_rtp(packet, self.remote):
+            return
         self.stats.packets_out += 1
         self.stats.octets_out += len(packet)
         self._seq = (self._seq + 1) % SEQ_MOD
         self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
         self._lead = True
         self._lead_frame = frame
+
+    def _send_rtp(self, packet: bytes, remote: Address) -> bool:
+        """Send on the RTP socket; False when nothing was (or could be) handed to it."""
+        sock = self._rtp_sock
+        if sock is None:
+            return False
+        if remote is not self._sent_to:
+            # A name would make sendto() resolve it on the loop at every packet: names
+            # and other families are refused, as uvloop's transport did (checked once
+            # per remote address: from the SDP, a re-INVITE or latching).
+            if not _numeric_address(sock.family, remote):
+                return False
+            self._sent_to = remote
+        # A refusal by the kernel still counts as sent, as with a transport, which gives
+        # an ICMP error to a no-op error_received (a full send buffer drops the packet
+        # where a transport would queue it: it would be late). No contextlib.suppress:
+        # it costs 0.2 µs a packet, a plain try nothing.
+        try:
+            sock.sendto(packet, remote)
+        except OSError:
+            return True
+        return True
 
     def _send_rtcp(self, *, bye: bool = False) -> None:
         sock = self._rtcp_sock

@@ -15,7 +15,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from siphon.errors import RemoteProtocolError
 from siphon.io.ratelimit import RateLimitedLogger
@@ -37,7 +37,9 @@ from siphon.sip.transaction import (
     Terminated,
     TimedOut,
     TimerName,
+    TransactionKey,
     TransportFailed,
+    _ServerTransaction,
     client_key,
     invite_key_for_cancel,
     server_key,
@@ -47,7 +49,6 @@ from siphon.sip.uri import Via
 log = logging.getLogger("siphon.sip")
 
 ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
-ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 
 
 def uri_host(host: str) -> str:
@@ -97,8 +98,13 @@ def response_destination(via: Via, source: Address, reliable: bool) -> Address:
 _ROUTINE_FAILURES = frozenset({401, 407, 480, 486, 487, 603})
 
 
-class ServerTxn:
+class ServerTxn(_ServerTransaction[Any]):
     """A received request, its server transaction, and how to answer it.
+
+    One object per transaction: the stack extends each transaction kind with this
+    (``isinstance`` against ``ServerInviteTransaction`` tells which) and overrides its
+    effect hooks, so a row's sends, timers and deliveries happen as the row runs, with
+    no action list in between (the transaction methods return ``[]``).
 
     Once the final response is out, ``request`` is let go (reading it raises): the
     transaction lingers for up to 64*T1 (RFC 3261 §17.2, RFC 6026) with only its key,
@@ -106,27 +112,21 @@ class ServerTxn:
     """
 
     __slots__ = (
-        "_request",
         "_stack",
         "destination",
         "fallback",
         "final_sent",
+        "handles",
         "source",
-        "timers",
         "transport",
-        "tx",
     )
 
-    def __init__(
-        self, stack: SipStack, tx: ServerTransaction, transport: SipTransport, source: Address
-    ) -> None:
+    def _attach(self, stack: SipStack, transport: SipTransport, source: Address) -> None:
         self._stack = stack
-        self.tx = tx
-        request = tx.request
-        self._request: Request | None = request
         self.transport = transport
         self.source = source
-        via = request.top_via
+        assert self._request is not None  # just received
+        via = self._request.top_via
         self.destination = response_destination(via, source, transport.reliable)
         # RFC 3261 §18.2.2: when the request's connection is gone, connect to the
         # address in Via (received, sent-by port) instead.
@@ -135,28 +135,26 @@ class ServerTxn:
         )
         # Handles of the running timers a row may stop (STOPPED_TIMERS); the others
         # ride the stack's TimerLanes. Made on first use: most transactions have none.
-        self.timers: dict[TimerName, TimerHandle] | None = None
+        self.handles: dict[TimerName, TimerHandle] | None = None
         self.final_sent = False
 
     @property
-    def request(self) -> Request:
-        """The request (``LocalProtocolError`` once the final response is sent)."""
-        request = self._request
-        if request is None:
-            return self.tx.request  # raises, saying why
-        return request
+    def tx(self) -> ServerTxn:
+        """The transaction: this very object (the driver and it used to be two)."""
+        return self
 
     def respond(self, response: Response) -> None:
-        stack = self._stack
-        stack._run_server(self, self.tx.send_response(response, stack.now()))
         request = self._request
+        self.send_response(response, self._stack.now())
         if response.status >= 200 and request is not None:
-            # The TU has given its final answer: from now on the transaction only
-            # recognises retransmissions, for up to 64*T1.
-            self.final_sent = True
-            self._request = None
-            self.tx.release()
-            request.release_views()
+            self._let_go(request)
+
+    def _let_go(self, request: Request) -> None:
+        # The TU has given its final answer: from now on the transaction only
+        # recognises retransmissions, for up to 64*T1.
+        self.final_sent = True
+        self.release()
+        request.release_views()
 
     def reply(
         self,
@@ -167,21 +165,108 @@ class ServerTxn:
         headers: list[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> Response:
-        request = self.request
+        request = self._request
+        if request is None:
+            request = self.request  # raises, saying why
         stack = self._stack
         response = request.make_response(
             status, reason, to_tag=to_tag, headers=stack.common_headers(headers), body=body
         )
-        self.respond(response)
+        # respond(), inlined: every response of every call comes this way.
+        self.send_response(response, stack.now())
+        if status >= 200:
+            self._let_go(request)
         if status >= 400 and status not in _ROUTINE_FAILURES:
             stack.log_rejection(request, self.source, response)
         return response
+
+    # -- the transaction's effects, carried out as its rows produce them --------------
+    def _on_send(self, data: bytes, message: Request | Response | None, out: list[Action]) -> None:
+        transport = self.transport
+        destination = self.destination
+        if transport.reliable and not transport.has_connection(destination):
+            destination = self.fallback
+        transport.send(data, destination)
+        self._stack.stats["responses_out"] += 1
+
+    def _on_start_timer(self, name: TimerName, deadline: float, out: list[Action]) -> None:
+        stack = self._stack
+        lane = stack._server_lanes.get(name)
+        if lane is None and name not in STOPPED_TIMERS:
+            lane = stack._server_lanes[name] = TimerLane(
+                stack.timer_queue, stack._fire_server_lane, name
+            )
+        if lane is None or not lane.add(deadline, self):
+            stack._start_timer(self, name, deadline, stack._fire_server_cb)
+
+    def _on_stop_timer(self, name: TimerName, out: list[Action]) -> None:
+        _stop_timer(self, name)
+
+    def _on_deliver(self, message: Request | Response, out: list[Action]) -> None:
+        # Server rows deliver last: the TU may answer from here, in the row's new state.
+        if not isinstance(message, Request):
+            return
+        stack = self._stack
+        handler = stack.handler
+        if message.method != "ACK":
+            # A new request (its transaction just started) goes to the user agent.
+            if handler is None:
+                self.reply(503, headers=[("Retry-After", "5")])
+            elif message.method == "CANCEL":
+                invite = stack._server_txs.get(invite_key_for_cancel(message))
+                handler.cancel_received(self, invite)
+            else:
+                handler.request_received(self)
+        elif handler is not None:
+            # ACK for a 2xx while the transaction is Accepted (RFC 6026 §7.1).
+            handler.ack_received(message, self.source, self.transport)
+
+    def _on_timed_out(self, name: TimerName, out: list[Action]) -> None:
+        self._stack._server_failed(self)
+
+    def _on_transport_failed(self, out: list[Action]) -> None:
+        self._stack._server_failed(self)
+
+    def _on_terminated(self, out: list[Action]) -> None:
+        self._stack._forget_server(self)
+
+
+class _InviteServerTxn(ServerTxn, ServerInviteTransaction):
+    __slots__ = ()
+
+    def __init__(
+        self,
+        stack: SipStack,
+        request: Request,
+        transport: SipTransport,
+        source: Address,
+        key: TransactionKey,
+    ) -> None:
+        ServerInviteTransaction.__init__(self, request, transport.reliable, stack.timers, key=key)
+        self._attach(stack, transport, source)
+
+
+class _NonInviteServerTxn(ServerTxn, ServerNonInviteTransaction):
+    __slots__ = ()
+
+    def __init__(
+        self,
+        stack: SipStack,
+        request: Request,
+        transport: SipTransport,
+        source: Address,
+        key: TransactionKey,
+    ) -> None:
+        ServerNonInviteTransaction.__init__(
+            self, request, transport.reliable, stack.timers, key=key
+        )
+        self._attach(stack, transport, source)
 
 
 class ClientTxn:
     """A request we sent and where its responses go."""
 
-    __slots__ = ("destination", "on_response", "on_timeout", "timers", "transport", "tx")
+    __slots__ = ("destination", "handles", "on_response", "on_timeout", "transport", "tx")
 
     def __init__(
         self,
@@ -196,8 +281,8 @@ class ClientTxn:
         self.destination = destination
         self.on_response = on_response
         self.on_timeout = on_timeout
-        # As ServerTxn.timers.
-        self.timers: dict[TimerName, TimerHandle] | None = None
+        # As ServerTxn.handles.
+        self.handles: dict[TimerName, TimerHandle] | None = None
 
 
 class RequestHandler(Protocol):
@@ -446,31 +531,19 @@ class SipStack:
         existing = self._server_txs.get(key)
         if existing is not None:
             self.stats["retransmissions_in"] += 1
-            self._run_server(existing, existing.tx.receive(request, self.now()))
+            existing.receive(request, self.now())
             return
         if request.method == "ACK":
             if self.handler is not None:
                 self.handler.ack_received(request, source, transport)
             return
-        tx: ServerTransaction
+        txn: ServerTxn
         if request.method == "INVITE":
-            tx = ServerInviteTransaction(request, transport.reliable, self.timers, key=key)
+            txn = _InviteServerTxn(self, request, transport, source, key)
         else:
-            tx = ServerNonInviteTransaction(request, transport.reliable, self.timers, key=key)
-        txn = ServerTxn(self, tx, transport, source)
+            txn = _NonInviteServerTxn(self, request, transport, source, key)
         self._server_txs[key] = txn
-        self._run_server(txn, tx.start(self.now()))
-
-    def _dispatch(self, txn: ServerTxn) -> None:
-        """A new request (its transaction just started) goes to the user agent."""
-        request = txn.request
-        if self.handler is None:
-            txn.reply(503, headers=[("Retry-After", "5")])
-        elif request.method == "CANCEL":
-            invite = self._server_txs.get(invite_key_for_cancel(request))
-            self.handler.cancel_received(txn, invite)
-        else:
-            self.handler.request_received(txn)
+        txn.start(self.now())
 
     def _response_received(self, response: Response, source: Address) -> None:
         self.stats["responses_in"] += 1
@@ -542,40 +615,10 @@ class SipStack:
         txn_like.transport.send(response.to_bytes(), txn_like.destination)
 
     # -- running the transaction actions ---------------------------------------------
-    def _run_server(self, txn: ServerTxn, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, Send):
-                transport = txn.transport
-                destination = txn.destination
-                if transport.reliable and not transport.has_connection(destination):
-                    destination = txn.fallback
-                transport.send(action.data, destination)
-                self.stats["responses_out"] += 1
-            elif isinstance(action, StartTimer):
-                lane = self._server_lanes.get(action.name)
-                if lane is None and action.name not in STOPPED_TIMERS:
-                    lane = self._server_lanes[action.name] = TimerLane(
-                        self.timer_queue, self._fire_server_lane, action.name
-                    )
-                if lane is None or not lane.add(action.deadline, txn):
-                    self._start_timer(txn, action, self._fire_server_cb)
-            elif isinstance(action, StopTimer):
-                _stop_timer(txn, action.name)
-            elif isinstance(action, Deliver):
-                message = action.message
-                if not isinstance(message, Request):
-                    continue
-                if message.method != "ACK":
-                    self._dispatch(txn)
-                elif self.handler is not None:
-                    # ACK for a 2xx while the transaction is Accepted (RFC 6026 §7.1).
-                    self.handler.ack_received(message, txn.source, txn.transport)
-            elif isinstance(action, TimedOut | TransportFailed):
-                self.stats["server_timeouts"] += 1
-                if self.handler is not None:
-                    self.handler.server_timed_out(txn)
-            elif isinstance(action, Terminated):
-                self._forget_server(txn)
+    def _server_failed(self, txn: ServerTxn) -> None:
+        self.stats["server_timeouts"] += 1
+        if self.handler is not None:
+            self.handler.server_timed_out(txn)
 
     def _run_client(self, txn: ClientTxn, actions: list[Action]) -> None:
         for action in actions:
@@ -588,7 +631,7 @@ class SipStack:
                         self.timer_queue, self._fire_client_lane, action.name
                     )
                 if lane is None or not lane.add(action.deadline, txn):
-                    self._start_timer(txn, action, self._fire_client_cb)
+                    self._start_timer(txn, action.name, action.deadline, self._fire_client_cb)
             elif isinstance(action, StopTimer):
                 _stop_timer(txn, action.name)
             elif isinstance(action, Deliver):
@@ -606,55 +649,56 @@ class SipStack:
     def _start_timer(
         self,
         txn: ServerTxn | ClientTxn,
-        action: StartTimer,
+        name: TimerName,
+        deadline: float,
         fire: Callable[[ServerTxn | ClientTxn, TimerName], None],
     ) -> None:
         """Start a timer that can be cancelled (a row may stop it, or it left its lane)."""
-        timers = txn.timers
-        if timers is None:
-            timers = txn.timers = {}
+        handles = txn.handles
+        if handles is None:
+            handles = txn.handles = {}
         else:
-            old = timers.pop(action.name, None)
+            old = handles.pop(name, None)
             if old is not None:
                 old.cancel()
-        timers[action.name] = self.timer_queue.call_at(action.deadline, fire, txn, action.name)
+        handles[name] = self.timer_queue.call_at(deadline, fire, txn, name)
 
     def _fire_server(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
         assert isinstance(txn, ServerTxn)
-        if txn.timers is not None:
-            txn.timers.pop(name, None)
-        self._run_server(txn, txn.tx.timer_fired(name, self.now()))
+        if txn.handles is not None:
+            txn.handles.pop(name, None)
+        txn.timer_fired(name, self.now())
 
     def _fire_client(self, txn: ServerTxn | ClientTxn, name: TimerName) -> None:
         assert isinstance(txn, ClientTxn)
-        if txn.timers is not None:
-            txn.timers.pop(name, None)
+        if txn.handles is not None:
+            txn.handles.pop(name, None)
         self._run_client(txn, txn.tx.timer_fired(name, self.now()))
 
     # A lane's timers have no handle to forget; one that no longer runs (the
     # transaction ended early) is ignored by timer_fired.
     def _fire_server_lane(self, txn: ServerTxn, name: TimerName) -> None:
-        self._run_server(txn, txn.tx.timer_fired(name, self.now()))
+        txn.timer_fired(name, self.now())
 
     def _fire_client_lane(self, txn: ClientTxn, name: TimerName) -> None:
         self._run_client(txn, txn.tx.timer_fired(name, self.now()))
 
     def _forget_server(self, txn: ServerTxn) -> None:
         _cancel_timers(txn)
-        key = txn.tx.key
+        key = txn.key
         if self._server_txs.get(key) is txn:
             del self._server_txs[key]
 
 
 def _stop_timer(txn: ServerTxn | ClientTxn, name: TimerName) -> None:
-    if txn.timers:
-        handle = txn.timers.pop(name, None)
+    if txn.handles:
+        handle = txn.handles.pop(name, None)
         if handle is not None:
             handle.cancel()
 
 
 def _cancel_timers(txn: ServerTxn | ClientTxn) -> None:
-    if txn.timers:
-        for handle in txn.timers.values():
+    if txn.handles:
+        for handle in txn.handles.values():
             handle.cancel()
-    txn.timers = None
+    txn.handles = None

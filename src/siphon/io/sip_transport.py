@@ -66,6 +66,9 @@ class SipTransport(Protocol):
     def close(self) -> None: ...
 
 
+_BLANKS = frozenset(b"\r\n\x00 ")
+
+
 def _normalize(addr: tuple[object, ...]) -> Address:
     return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
 
@@ -122,7 +125,9 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         source = _normalize(addr)
-        if not data.strip(b"\r\n\x00 "):
+        # Only a datagram that starts with a blank can be all blanks: a message is
+        # never copied by strip() to find out.
+        if not data or (data[0] in _BLANKS and not data.strip(b"\r\n\x00 ")):
             # CRLF keep-alives (and empty datagrams) are not messages.
             self._sink.keepalive_received(source, self)
             return

@@ -47,9 +47,13 @@ class TimerHandle:
         self.cancelled = True
         self.callback = _noop
         self.args = ()
-        queue, self._queue = self._queue, None
+        queue = self._queue
         if queue is not None:
-            queue._cancelled_one()
+            self._queue = None
+            # Counted here, not in a method of the queue: calls cancel a timer or two each.
+            cancelled = queue._cancelled = queue._cancelled + 1
+            if cancelled > _MIN_CANCELLED_TO_COMPACT and 2 * cancelled > len(queue._heap):
+                queue._compact()
 
 
 def _noop(*args: object) -> None:
@@ -61,6 +65,8 @@ class TimerQueue:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        # The loop's own clock, bound once: read on every SIP message.
+        self.now: Callable[[], float] = loop.time
         self._heap: list[tuple[float, int, TimerHandle]] = []
         self._counter = itertools.count()
         self._wakeup: asyncio.TimerHandle | None = None
@@ -71,9 +77,6 @@ class TimerQueue:
         # its end), so past a point the heap is rebuilt without them, as asyncio's
         # own loop does: otherwise they would pile up for the garbage collector.
         self._cancelled = 0
-
-    def now(self) -> float:
-        return self._loop.time()
 
     @property
     def closed(self) -> bool:
@@ -91,7 +94,13 @@ class TimerQueue:
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> TimerHandle:
-        return self.call_at(self._loop.time() + delay, callback, *args)
+        # call_at(), inlined: the user agent's per-call timers come this way.
+        deadline = self.now() + delay
+        handle = TimerHandle(deadline, callback, args, self)
+        heapq.heappush(self._heap, (deadline, next(self._counter), handle))
+        if deadline < self._wakeup_at and not self._closed:
+            self._arm(deadline)
+        return handle
 
     def _arm(self, deadline: float) -> None:
         if self._wakeup is not None:
@@ -121,14 +130,13 @@ class TimerQueue:
         if heap and not self._closed:
             self._arm(heap[0][0])
 
-    def _cancelled_one(self) -> None:
-        self._cancelled += 1
+    def _compact(self) -> None:
+        """Rebuild the heap without its cancelled handles (more than half of it)."""
         heap = self._heap
-        if self._cancelled > _MIN_CANCELLED_TO_COMPACT and 2 * self._cancelled > len(heap):
-            # In place: _fire() may be running (a callback cancelling other timers).
-            heap[:] = [entry for entry in heap if not entry[2].cancelled]
-            heapq.heapify(heap)
-            self._cancelled = 0
+        # In place: _fire() may be running (a callback cancelling other timers).
+        heap[:] = [entry for entry in heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     def close(self) -> None:
         self._closed = True

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,8 @@ KNOWN_METHODS = frozenset(
 # Option tags we implement (RFC 3261 §8.2.2.3); anything else in Require gets 420.
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
 SUPPORTED = ", ".join(sorted(SUPPORTED_OPTIONS))  # our Supported header value
+# A Call-ID in a recording's file name: letters, digits, '-', '_' and '.' stay.
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^\w.-]")
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _DTMF_DIGITS = "0123456789*#ABCD"
 
@@ -118,7 +121,7 @@ class UserAgent:
     def _new_media(self, call_id: str) -> RtpSession:
         path = None
         if self.config.record:
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in call_id)[:64]
+            safe = _UNSAFE_IN_FILE_NAME.sub("_", call_id[:64])
             folder = self.config.recordings_dir or recordings_dir()
             path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}.wav"
         return RtpSession(
@@ -339,7 +342,12 @@ class UserAgent:
     # -- inbound call control (called by SipCall) -----------------------------------------
     def _dialog_headers(self, call: SipCall) -> list[tuple[str, str]]:
         # RFC 3261 §12.1.1 (known header names are stored in their canonical spelling).
-        headers = [(name, value) for name, value in call.invite.headers if name == "Record-Route"]
+        invite = call.invite
+        headers = (
+            [(name, value) for name, value in invite.iter_headers() if name == "Record-Route"]
+            if "Record-Route" in invite
+            else []
+        )
         headers.append(("Contact", f"<{self._local_contact(call)}>"))  # last: answer() reads it
         return headers
 

@@ -8,7 +8,6 @@ not its business: the transport layer adds Via when it sends.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,6 +15,7 @@ from enum import Enum
 from siphon.errors import LocalProtocolError, RemoteProtocolError
 from siphon.sip.message import Request, Response
 from siphon.sip.uri import NameAddr, SipUri, Uri, parse_name_addr
+from siphon.tokens import randbits
 
 # Methods whose requests refresh the remote target (RFC 3261 §12.2, RFC 3515, 6665).
 TARGET_REFRESH_METHODS = frozenset({"INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"})
@@ -75,7 +75,7 @@ class Dialog:
             local_contact=local_contact,
             route_set=request.get_all("Record-Route"),
             # Empty until we send our first request; then random below 2**31.
-            local_seq=secrets.randbits(16) + 1,  # uniform below 2**16, cheaper than randbelow
+            local_seq=randbits(16) + 1,  # uniform below 2**16
             remote_seq=request.cseq.seq,
             secure=request.uri.lower().startswith("sips:"),
             state=DialogState.EARLY if early else DialogState.CONFIRMED,

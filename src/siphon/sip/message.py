@@ -95,11 +95,11 @@ REASON_PHRASES: dict[int, str] = {
 # copies Timestamp (§8.2.6.1).
 _COPIED_INTO_RESPONSES = frozenset({"via", "from", "to", "call-id", "cseq"})
 _COPIED_INTO_100 = _COPIED_INTO_RESPONSES | {"timestamp"}
-# Where a request keeps, once picked out, the header lines its responses copy: these,
-# the same with Timestamp (for 100), and the positions of To in the first. The key is
-# no header's (a name has no space), so only _changed() drops it.
+# Where a request keeps, once picked out, the header lines its responses copy
+# (_Copied). The key is no header's (a name has no space), so only _changed() drops it.
 _RESPONSE_HEADERS = "response headers"
-_Picked = tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], tuple[int, ...]]
+# Header lines as kept in a message, and their wire form (see _Copied).
+_Lines = tuple[list[tuple[str, str, str]], str]
 
 
 def reason_phrase(status: int) -> str:
@@ -160,6 +160,9 @@ def _parse_cseq(value: str) -> CSeq:
     return CSeq(seq, method)
 
 
+# Max-Forwards values as UAs write them -> their value.
+_PLAIN_MAX_FORWARDS = {str(hops): hops for hops in range(256)}
+
 # Header name as written -> (lookup key, canonical name). Memoised because the same
 # few dozen names recur in every message; bounded because names come from the network.
 _NAMES: dict[str, tuple[str, str]] = {}
@@ -184,10 +187,14 @@ def _key(name: str) -> str:
     return _names(name)[0]
 
 
+# Makes a Response without its __init__ call (make_response sets every slot itself).
+_new_object = object.__new__
+
+
 class Message(ABC):
     """Common part of requests and responses."""
 
-    __slots__ = ("_cache", "_headers", "body")
+    __slots__ = ("_cache", "_headers", "_keys", "body")
 
     def __init__(self, headers: Iterable[tuple[str, str]] | None = None, body: bytes = b"") -> None:
         # Each entry: (lower-case key, canonical name, value). Immutable tuples, so a
@@ -198,6 +205,10 @@ class Message(ABC):
         # "from"...; "ruri" for the Request-URI): every method that changes a header
         # drops that header's view, and only that one.
         self._cache: dict[str, Any] = {}
+        # The keys of _headers in order, when the parser has them at hand (None when
+        # not known, and after any change): a header a message does not carry is then
+        # looked for with one search in C, not a loop over its lines.
+        self._keys: tuple[str, ...] | None = None
         self.body = body
         if headers:
             for name, value in headers:
@@ -210,14 +221,14 @@ class Message(ABC):
         return [(h[1], h[2]) for h in self._headers]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = _key(name)
-        for h in self._headers:
-            if h[0] == key:
-                return h[2]
-        return default
+        value = self._first(_key(name))
+        return default if value is None else value
 
     def _first(self, key: str) -> str | None:
         """``get`` for a key already in lower-case long form (the typed views)."""
+        keys = self._keys
+        if keys is not None:
+            return self._headers[keys.index(key)][2] if key in keys else None
         for h in self._headers:
             if h[0] == key:
                 return h[2]
@@ -225,10 +236,17 @@ class Message(ABC):
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a header, comma lists split for list headers (RFC 3261 §7.3.1)."""
-        return self._values(_key(name))
+        return self._values((_NAMES.get(name) or header_names(name))[0])
 
     def _values(self, key: str) -> list[str]:
         """``get_all`` for a key already in lower-case long form (the typed views)."""
+        keys = self._keys
+        if keys is not None:
+            if key not in keys:
+                return []
+            if keys.count(key) == 1:
+                value = self._headers[keys.index(key)][2]
+                return split_list(value) if key in LIST_HEADERS else [value]
         if key not in LIST_HEADERS:
             return [h[2] for h in self._headers if h[0] == key]
         out: list[str] = []
@@ -239,6 +257,9 @@ class Message(ABC):
 
     def count(self, name: str) -> int:
         key = _key(name)
+        keys = self._keys
+        if keys is not None:
+            return keys.count(key)
         return sum(1 for h in self._headers if h[0] == key)
 
     def __contains__(self, name: object) -> bool:
@@ -283,6 +304,7 @@ class Message(ABC):
 
     def _changed(self, key: str) -> None:
         """Drop what was read from header ``key``: its view, and what responses copy."""
+        self._keys = None
         self._cache.pop(key, None)
         if key in _COPIED_INTO_100:
             self._cache.pop(_RESPONSE_HEADERS, None)
@@ -373,7 +395,7 @@ class Message(ABC):
     def vias(self) -> list[Via]:
         cached: list[Via] | None = self._cache.get("via")
         if cached is None:
-            cached = self._cache["via"] = [parse_via(v) for v in self._values("via")]
+            cached = self._cache["via"] = list(map(parse_via, self._values("via")))
         return cached
 
     @property
@@ -389,22 +411,25 @@ class Message(ABC):
     def contacts(self) -> list[NameAddr]:
         cached: list[NameAddr] | None = self._cache.get("contact")
         if cached is None:
-            cached = self._cache["contact"] = [parse_name_addr(v) for v in self._values("contact")]
+            cached = self._cache["contact"] = list(map(parse_name_addr, self._values("contact")))
         return cached
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return [parse_name_addr(v) for v in self._values("record-route")]
+        return list(map(parse_name_addr, self._values("record-route")))
 
     @property
     def routes(self) -> list[NameAddr]:
-        return [parse_name_addr(v) for v in self._values("route")]
+        return list(map(parse_name_addr, self._values("route")))
 
     @property
     def max_forwards(self) -> int | None:
         value = self._first("max-forwards")
         if value is None:
             return None
+        hops = _PLAIN_MAX_FORWARDS.get(value)
+        if hops is not None:
+            return hops
         value = value.strip()
         # RFC 3261 §20.22: 1*DIGIT (leading zeros allowed, RFC 4475 wsinv); above 255
         # is not meaningful.
@@ -427,7 +452,8 @@ class Message(ABC):
 
     def option_tags(self, name: str) -> list[str]:
         """Option tags in Require / Supported / Proxy-Require / Unsupported (lower-cased)."""
-        return [v.strip().lower() for v in self.get_all(name) if v.strip()]
+        values = self.get_all(name)  # most often none: no list to make then
+        return [v.strip().lower() for v in values if v.strip()] if values else []
 
     # -- serialization -----------------------------------------------------------------
     @abstractmethod
@@ -479,6 +505,7 @@ class Request(Message):
         # Message.__init__ inlined: a request is built for every one received.
         self._headers: list[tuple[str, str, str]] = []
         self._cache: dict[str, Any] = {}
+        self._keys: tuple[str, ...] | None = None
         self.body = body
         self.method = method
         self.uri = uri if type(uri) is str else str(uri)
@@ -524,31 +551,118 @@ class Request(Message):
         Works on partial requests too (headers that are missing are not copied), so a
         server can answer a malformed request with 400.
         """
-        response = Response(status, reason or reason_phrase(status), None, body)
+        # Response.__init__ inlined (without its call): one is built for every one sent.
+        response: Response = _new_object(Response)
+        response._cache = {}
+        response._keys = None
+        response.body = body
+        response.status = status
+        response.reason = reason or REASON_PHRASES.get(status, "Unknown")  # reason_phrase()
         # What responses copy is picked out once per request (a request gets several
-        # responses): the header tuples are shared, not copied, as they are immutable.
-        picked: _Picked | None = self._cache.get(_RESPONSE_HEADERS)
-        if picked is None:
-            with_timestamp = [h for h in self._headers if h[0] in _COPIED_INTO_100]
-            regular = [h for h in with_timestamp if h[0] != "timestamp"]
-            to_positions = tuple(i for i, h in enumerate(regular) if h[0] == "to")
-            picked = self._cache[_RESPONSE_HEADERS] = (regular, with_timestamp, to_positions)
-        if status == 100:
-            copied = response._headers = picked[1].copy()
+        # responses), with its wire form: the header tuples are shared, not copied, as
+        # they are immutable.
+        copied: _Copied | None = self._cache.get(_RESPONSE_HEADERS)
+        if copied is None:
+            copied = self._cache[_RESPONSE_HEADERS] = _Copied(self._headers)
+        if status == 100:  # never tagged (§8.2.6.2)
+            lines = copied.lines_100
+            text = copied.text_100
+            if text is None:
+                text = copied.text_100 = _wire_lines(lines)
+        elif to_tag and to_tag == copied.tag:  # the 200 after the 180
+            lines, text = copied.tagged
         else:
-            copied = response._headers = picked[0].copy()
-            if to_tag and picked[2] and not self._has_to_tag():
-                for i in picked[2]:
-                    header = copied[i]
-                    copied[i] = ("to", header[1], f"{header[2]};tag={to_tag}")
+            lines, text = copied.lines_for(self, to_tag)
+        out = response._headers = lines.copy()
+        wire: str | None = text
         for name, value in headers:  # as add() does, the new response has no views yet
-            names = _NAMES.get(name) or header_names(name)
-            copied.append((names[0], names[1], value))
+            added = _ADDED.get((name, value)) or _added(name, value)
+            out.append(added[0])
+            if wire is not None:
+                # A Content-Length is written with the body's length (to_bytes): the
+                # general path then.
+                wire = None if added[0][0] == "content-length" else wire + added[1]
+        response._text = wire
         return response
 
 
+class _Copied:
+    """The header lines the responses to one request copy (RFC 3261 §8.2.6.2).
+
+    Picked out of the request once, in order, with their wire form: the 100 Trying,
+    the 180 and the 200 of an INVITE copy the same lines, and only the To tag and the
+    lines they add differ. Each form is made when first needed. Kept in the request's
+    ``_cache`` (``_RESPONSE_HEADERS``), so a change to a copied header drops it.
+    """
+
+    __slots__ = ("lines_100", "plain", "tag", "tagged", "text_100", "untaggable")
+
+    def __init__(self, headers: list[tuple[str, str, str]]) -> None:
+        # §8.2.6.1: a 100 Trying also copies Timestamp.
+        self.lines_100 = [h for h in headers if h[0] in _COPIED_INTO_100]
+        self.text_100: str | None = None
+        self.plain: _Lines | None = None  # without Timestamp, To as in the request
+        # The lines with the To tag last given (a UAS gives the same to all its
+        # responses to a request, §12.1.1), and that tag.
+        self.tag: str | None = None
+        self.tagged: _Lines = ([], "")
+        self.untaggable = False  # the request's To has a tag already, or there is none
+
+    def lines_for(self, request: Request, to_tag: str | None) -> _Lines:
+        """The lines and their wire form for a response other than 100 Trying."""
+        if to_tag and not self.untaggable:
+            if to_tag == self.tag:
+                return self.tagged
+            tagged = self._plain_lines().copy()
+            positions = [i for i, h in enumerate(tagged) if h[0] == "to"]
+            if positions and not request._has_to_tag():
+                for i in positions:
+                    header = tagged[i]
+                    tagged[i] = ("to", header[1], f"{header[2]};tag={to_tag}")
+                self.tag = to_tag
+                self.tagged = (tagged, _wire_lines(tagged))
+                return self.tagged
+            self.untaggable = True
+        plain = self.plain
+        if plain is None:
+            lines = self._plain_lines()
+            plain = self.plain = (lines, _wire_lines(lines))
+        return plain
+
+    def _plain_lines(self) -> list[tuple[str, str, str]]:
+        if self.plain is not None:
+            return self.plain[0]
+        return [h for h in self.lines_100 if h[0] != "timestamp"]
+
+
+# (name, value) of a header line a response adds -> its entry in _headers and its
+# wire line: a server adds the same few to every response (Server, Contact, Allow...).
+# Bounded because values may come from the network (a Record-Route copied): emptied
+# when full, and long values are not kept.
+_ADDED: dict[tuple[str, str], tuple[tuple[str, str, str], str]] = {}
+_MAX_ADDED = 512
+_MAX_ADDED_VALUE = 256
+
+
+def _added(name: str, value: str) -> tuple[tuple[str, str, str], str]:
+    key, canonical = header_names(name)
+    added = ((key, canonical, value), f"{canonical}: {value}\r\n")
+    if len(value) <= _MAX_ADDED_VALUE:
+        if len(_ADDED) >= _MAX_ADDED:
+            _ADDED.clear()
+        _ADDED[name, value] = added
+    return added
+
+
+def _wire_lines(headers: list[tuple[str, str, str]]) -> str:
+    """Header lines as ``to_bytes`` writes them, each ended by CRLF."""
+    return "".join([f"{h[1]}: {h[2]}\r\n" for h in headers])
+
+
 class Response(Message):
-    __slots__ = ("reason", "status")
+    # _text: the wire form of every header line (each ended by CRLF, no Content-Length
+    # among them), when make_response built it; dropped by any header change.
+    __slots__ = ("_text", "reason", "status")
 
     def __init__(
         self,
@@ -558,8 +672,10 @@ class Response(Message):
         body: bytes = b"",
     ) -> None:
         # Message.__init__ inlined: a response is built for every one sent.
+        self._text: str | None = None
         self._headers: list[tuple[str, str, str]] = []
         self._cache: dict[str, Any] = {}
+        self._keys: tuple[str, ...] | None = None
         self.body = body
         self.status = status
         self.reason = reason if reason is not None else reason_phrase(status)
@@ -581,6 +697,22 @@ class Response(Message):
 
     def start_line(self) -> str:
         return f"{SIP_VERSION} {self.status} {self.reason}"
+
+    def _changed(self, key: str) -> None:
+        self._text = None
+        Message._changed(self, key)
+
+    def to_bytes(self) -> bytes:
+        text = self._text
+        if text is None:
+            return Message.to_bytes(self)
+        body = self.body
+        return (
+            f"{self.start_line()}\r\n{text}Content-Length: {len(body)}\r\n\r\n".encode(
+                "utf-8", "surrogateescape"
+            )
+            + body
+        )
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"

@@ -10,9 +10,11 @@ line of the message, so a server can still answer with ``exc.status_hint`` and
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 from siphon.errors import RemoteProtocolError
 from siphon.sip.message import (
+    _CSEQS,
     SIP_VERSION,
     Message,
     Request,
@@ -20,7 +22,14 @@ from siphon.sip.message import (
     header_names,
     parse_cseq,
 )
-from siphon.sip.uri import SipUri, name_addr_parts, parse_via, sip_uri_parts
+from siphon.sip.uri import (
+    _NAME_ADDR_PARTS,
+    _URI_PARTS,
+    SipUri,
+    name_addr_parts,
+    parse_via,
+    sip_uri_parts,
+)
 
 # --- limits -------------------------------------------------------------------------
 # A UDP datagram cannot carry more than 65,507 bytes of payload over IPv4; we accept
@@ -76,6 +85,8 @@ _MANDATORY = (
     ("cseq", "CSeq"),
 )
 _MANDATORY_KEYS = frozenset(key for key, _ in _MANDATORY)
+# Headers that may be absent, but not repeated (RFC 3261 §20.14, §20.22).
+_OPTIONAL_SINGLE = ("max-forwards", "content-length")
 
 
 def _find_head_end(
@@ -114,35 +125,43 @@ def _parse_head(head: bytes, crlf_cut: bool = False) -> Message:
     none; otherwise ``_BareLineFeed`` is raised, before any other error.
     """
     text = head.decode("utf-8", "surrogateescape")
-    if "\r\n" in text:
-        lines = text.split("\r\n")
-        breaks = len(lines) - 1
+    lines = text.split("\r\n")
+    if len(lines) > 1:
         # Any CR or LF not part of a CRLF, or any NUL, sends us down the careful path.
-        bare_lf = text.count("\n") != breaks
-        suspicious = bare_lf or text.count("\r") != breaks
+        # The lines hold no CRLF: any CR or LF left in them is one (one search each in
+        # the lines joined, cheaper than counting in the text).
+        rest = "".join(lines)
+        bare_lf = "\n" in rest
+        suspicious = bare_lf or "\r" in rest or "\x00" in rest
     else:
         lines = text.split("\n")
         bare_lf = len(lines) > 1
-        suspicious = "\r" in text
+        suspicious = "\r" in text or "\x00" in text
     if bare_lf and crlf_cut:
         raise _BareLineFeed
-    if not suspicious and "\x00" in text:
-        suspicious = True
     start = lines[0]
-    parts = start.split(" ")
-    if (
-        len(parts) == 3
-        and parts[0] in _COMMON_METHODS
-        and parts[2] == SIP_VERSION
-        and parts[1]
-        and len(parts[1]) <= MAX_URI_LENGTH
-        and len(start) <= MAX_LINE_LENGTH
-    ):
-        # The usual request line (_parse_start_line's first case, without the call).
-        message: Message = Request(parts[0], parts[1])
-        error = None
+    request_line = _REQUEST_LINES.get(start)
+    error = None
+    if request_line is not None:
+        message: Message = Request(request_line[0], request_line[1])
     else:
-        message, error = _parse_start_line(start)
+        parts = start.split(" ")
+        if (
+            len(parts) == 3
+            and parts[0] in _COMMON_METHODS
+            and parts[2] == SIP_VERSION
+            and parts[1]
+            and len(parts[1]) <= MAX_URI_LENGTH
+            and len(start) <= MAX_LINE_LENGTH
+        ):
+            # The usual request line (_parse_start_line's first case, without the call).
+            message = Request(parts[0], parts[1])
+            if len(start) <= _MAX_MEMO_LINE:
+                if len(_REQUEST_LINES) >= _MAX_MEMO_LINES:
+                    _REQUEST_LINES.clear()
+                _REQUEST_LINES[start] = (parts[0], parts[1])
+        else:
+            message, error = _parse_start_line(start)
     header_lines = lines[1:]
     if len(header_lines) > MAX_HEADER_COUNT:
         if error is None:
@@ -219,6 +238,10 @@ _MAX_KNOWN_NAMES = 2048
 # every transaction. Bounded because lines come from the network: emptied when
 # full, and long lines (rare) are not kept, so it holds at most ~0.5 MiB.
 _HEADER_LINES: dict[str, tuple[str, str, str]] = {}
+# Request line -> (method, Request-URI), for the usual request lines: the same few
+# recur (the number called; in-dialog requests to the same Contact). Bounded as
+# _HEADER_LINES.
+_REQUEST_LINES: dict[str, tuple[str, str]] = {}
 _MAX_MEMO_LINES = 2048
 _MAX_MEMO_LINE = 256
 
@@ -340,10 +363,8 @@ def _first_values(message: Message) -> dict[str, str]:
 def _validate(message: Message, first: dict[str, str]) -> None:
     """Cross-header checks every message must pass (RFC 3261 §8.1.1, §8.2).
 
-    ``first`` is ``_first_values(message)``. The values checked here are parsed once:
-    Call-ID, CSeq and the Vias are kept as the message's views; From, To and the
-    Request-URI in their usual forms only matched (``name_addr_parts``,
-    ``sip_uri_parts``), their objects built when read.
+    ``first`` is ``_first_values(message)``. The presence and repetition checks, then
+    those of ``_check``.
     """
     partial = message if isinstance(message, Request) else None
     if not first.keys() >= _MANDATORY_KEYS:
@@ -365,27 +386,58 @@ def _validate(message: Message, first: dict[str, str]) -> None:
             raise RemoteProtocolError(
                 "more than one Content-Length", reason="Duplicate Header", partial=partial
             )
+    _check(
+        message,
+        first["call-id"],
+        first["cseq"],
+        first["via"],
+        not repeats,
+        first["from"],
+        first["to"],
+        first.get("max-forwards"),
+        repeats and keys.count("max-forwards") > 1,
+    )
+
+
+def _check(
+    message: Message,
+    call_id: str,
+    cseq_text: str,
+    via: str,
+    one_via_line: bool,
+    from_value: str,
+    to_value: str,
+    max_forwards: str | None,
+    max_forwards_repeated: bool,
+) -> None:
+    """The checks of the mandatory values (RFC 3261 §8.1.1, §8.2), each the first of its
+    header; ``one_via_line``: Via is on no other line.
+
+    The values checked here are parsed once: Call-ID, CSeq and the Vias are kept as
+    the message's views; From, To and the Request-URI in their usual forms only
+    matched (``name_addr_parts``, ``sip_uri_parts``), their objects built when read.
+    """
     cache = message._cache
     try:
-        call_id = first["call-id"].strip()
+        call_id = call_id.strip()
         if not call_id:
             raise RemoteProtocolError("empty Call-ID", reason="Bad Call-ID")
         cache["call-id"] = call_id
-        cseq = cache["cseq"] = parse_cseq(first["cseq"])
-        via = first["via"]
-        if not repeats and "," not in via and via.strip():
+        cseq = cache["cseq"] = _CSEQS.get(cseq_text) or parse_cseq(cseq_text)
+        via = via.strip() if one_via_line and "," not in via else ""
+        if via:
             # One Via value (what Message.vias would read, without the search).
-            cache["via"] = [parse_via(via.strip())]
+            cache["via"] = [parse_via(via)]
         else:
             message.top_via  # noqa: B018 - parse every Via for validation
         # From and To in the usual forms are only split into parts (name_addr_parts):
         # their NameAddr is built if they are read. Others are parsed in full.
-        parts = name_addr_parts(first["from"])
+        parts = _NAME_ADDR_PARTS.get(from_value) or name_addr_parts(from_value)
         if parts is None:
             message.from_addr  # noqa: B018 - the general parser decides
         else:
             cache["from"] = parts
-        parts = name_addr_parts(first["to"])
+        parts = _NAME_ADDR_PARTS.get(to_value) or name_addr_parts(to_value)
         if parts is None:
             message.to_addr  # noqa: B018
         else:
@@ -396,9 +448,8 @@ def _validate(message: Message, first: dict[str, str]) -> None:
                     f"CSeq method {cseq.method} does not match {message.method}",
                     reason="CSeq Method Mismatch",
                 )
-            if repeats and keys.count("max-forwards") > 1:
+            if max_forwards_repeated:
                 raise RemoteProtocolError("more than one Max-Forwards", reason="Duplicate Header")
-            max_forwards = first.get("max-forwards")
             if (
                 max_forwards is not None
                 and max_forwards not in _PLAIN_MAX_FORWARDS
@@ -407,7 +458,8 @@ def _validate(message: Message, first: dict[str, str]) -> None:
                 raise RemoteProtocolError(
                     f"bad Max-Forwards {max_forwards[:20]!r}", reason="Bad Max-Forwards"
                 )
-            if sip_uri_parts(message.uri) is None:
+            uri = message.uri
+            if (_URI_PARTS.get(uri) or sip_uri_parts(uri)) is None:
                 # Not a SIP URI in the usual form (those have no headers).
                 ruri = message.request_uri
                 if ruri.scheme not in ("sip", "sips", "tel"):
@@ -421,8 +473,50 @@ def _validate(message: Message, first: dict[str, str]) -> None:
                         "header fields in the Request-URI", reason="Bad Request-URI"
                     )
     except RemoteProtocolError as exc:
-        exc.partial = partial
+        exc.partial = message if isinstance(message, Request) else None
         raise
+
+
+# The keys of a message's header lines, in order -> where the values _check reads are
+# (the index of the first line of Via, Call-ID, CSeq, From, To, Max-Forwards and
+# Content-Length, -1 for the last two when absent) and whether Via is on one line,
+# for the shapes where the presence and repetition checks of _validate pass; or
+# _NO_SHAPE, for the others (_validate decides). Each UA sends the same few shapes,
+# and the tuple of keys is cheaper to build and look up than the first values.
+# Bounded because shapes come from the network: emptied when full.
+_Shape = tuple[int, int, int, int, int, int, int, bool]
+_SHAPES: dict[tuple[str, ...], _Shape] = {}
+_MAX_SHAPES = 512
+_NO_SHAPE: _Shape = (-1, -1, -1, -1, -1, -1, -1, False)
+_key_of = itemgetter(0)
+
+
+def _shape(keys: tuple[str, ...]) -> _Shape:
+    """What ``_SHAPES`` keeps for ``keys``."""
+    shape = _NO_SHAPE
+    # Each mandatory header present, and those that must not repeat (Content-Length
+    # and Max-Forwards may be absent) each on one line: the checks _validate makes
+    # pass. (A response may repeat Max-Forwards: rare enough to leave to _validate.)
+    if (
+        all(key in keys for key in _MANDATORY_KEYS)
+        and all(keys.count(key) == 1 for key in _SINGLE_HEADERS)
+        and all(keys.count(key) <= 1 for key in _OPTIONAL_SINGLE)
+    ):
+        index = keys.index
+        shape = (
+            index("via"),
+            index("call-id"),
+            index("cseq"),
+            index("from"),
+            index("to"),
+            index("max-forwards") if "max-forwards" in keys else -1,
+            index("content-length") if "content-length" in keys else -1,
+            keys.count("via") == 1,
+        )
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[keys] = shape
+    return shape
 
 
 def _content_length(message: Message, value: str | None) -> int | None:
@@ -470,10 +564,16 @@ def parse_datagram(data: bytes) -> Request | Response:
                 partial=_partial(message),
             )
         message = _parse_head(data[offset:head_end])
-    # The first value of each header (what Message._first returns): built backwards,
-    # so the first occurrence of a repeated header wins.
-    first = {key: value for key, _, value in reversed(message._headers)}
-    value = first.get("content-length")
+    headers = message._headers
+    keys = message._keys = tuple(map(_key_of, headers))
+    shape = _SHAPES.get(keys) or _shape(keys)
+    if shape is not _NO_SHAPE:
+        value = headers[shape[6]][2] if shape[6] >= 0 else None
+    else:
+        # The first value of each header (what Message._first returns): built
+        # backwards, so the first occurrence of a repeated header wins.
+        first = {key: value for key, _, value in reversed(headers)}
+        value = first.get("content-length")
     if value is not None and value.isdigit() and len(value) < 10 and value.isascii():
         length: int | None = int(value)  # _content_length's common case
     else:
@@ -490,7 +590,22 @@ def parse_datagram(data: bytes) -> Request | Response:
     else:
         # RFC 3261 §18.3: bytes beyond Content-Length in a datagram are discarded.
         message.body = data[body_start : body_start + length]
-    _validate(message, first)
+    if shape is _NO_SHAPE:
+        _validate(message, first)
+    else:
+        # What _validate checks after the presence and repetition checks, which pass
+        # for this shape.
+        _check(
+            message,
+            headers[shape[1]][2],
+            headers[shape[2]][2],
+            headers[shape[0]][2],
+            shape[7],
+            headers[shape[3]][2],
+            headers[shape[4]][2],
+            headers[shape[5]][2] if shape[5] >= 0 else None,
+            False,
+        )
     return message  # type: ignore[return-value]
 
 

@@ -61,6 +61,9 @@ class TimerName(Enum):
 # §17.1.2.2, §17.2.1).
 RETRANSMISSION_TIMERS = frozenset({TimerName.A, TimerName.E, TimerName.G})
 
+# Timers lasting 64*T1 whatever the transport.
+_RUN_FOR_64_T1 = frozenset({TimerName.B, TimerName.F, TimerName.H, TimerName.L, TimerName.M})
+
 # RFC 3261 §17.1.1.2: Timer D is at least 32 s on unreliable transports.
 _TIMER_D_MINIMUM = 32.0
 
@@ -115,16 +118,18 @@ class SipTimers:
         not start those on reliable transports at all (see ``RETRANSMISSION_TIMERS``).
         """
         timer = name if isinstance(name, TimerName) else TimerName(name.upper())
+        # 64*T1 written out rather than read from transaction_timeout: every
+        # transaction starts a timer or two through here.
+        if timer in _RUN_FOR_64_T1:  # B, F, H, L, M
+            return 64 * self.t1
         if timer in RETRANSMISSION_TIMERS:
             return self.t1
-        if timer is TimerName.D:
-            return 0.0 if reliable else max(_TIMER_D_MINIMUM, self.transaction_timeout)
-        if timer in (TimerName.I, TimerName.K):
-            return 0.0 if reliable else self.t4
         if timer is TimerName.J:
-            return 0.0 if reliable else self.transaction_timeout
-        # B, F, H, L, M
-        return self.transaction_timeout
+            return 0.0 if reliable else 64 * self.t1
+        if timer is TimerName.D:
+            return 0.0 if reliable else max(_TIMER_D_MINIMUM, 64 * self.t1)
+        # I, K
+        return 0.0 if reliable else self.t4
 
     def backoff(self, name: TimerName | str, previous: float) -> float:
         """The next interval of a retransmission timer after one that lasted ``previous``.

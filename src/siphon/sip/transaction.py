@@ -11,18 +11,22 @@ the figure it transcribes:
 A row maps ``(state, Input)`` to a ``Transition(next_state, steps)``; each class
 resolves every ``Step`` of its table to a small function once, at import
 (``_compile``). An input with no row
-in the current state is handled by one explicit rule (``_feed``): inputs from the
+in the current state is handled by one explicit rule (``_run``): inputs from the
 network and from timers are *absorbed* (``[]``, state unchanged), while inputs from
 our own caller (``start``, ``send_response``) raise ``LocalProtocolError`` naming the
 state, because they are bugs in the caller.
 
 Nothing here reads a clock or touches a socket: every method takes ``now`` (seconds on
 any monotonic scale) and returns a list of ``Action`` values for the driver to carry
-out in order. ``StartTimer`` deadlines are absolute (``now + delay``); restarting a
-timer replaces its deadline. ``timer_fired`` for a timer that is not running (stopped,
-never started, or whose deadline was replaced by a later one) returns ``[]``, so a
-driver that never cancels timers stays correct. After ``Terminated()`` the driver
-forgets the transaction and every timer it started.
+out in order. A driver may instead subclass a kind and override its effect hooks
+(``_on_send`` ... ``_on_terminated``), which then carry out each action as its row
+produces it (the methods return ``[]``): no action objects, no second dispatch.
+
+``StartTimer`` deadlines are absolute (``now + delay``); restarting a timer replaces
+its deadline. ``timer_fired`` for a timer that is not running (stopped, never started,
+or whose deadline was replaced by a later one) returns ``[]``, so a driver that never
+cancels timers stays correct. After ``Terminated()`` the driver forgets the
+transaction and every timer it started.
 
 Timers that last 0 s (D, I, J, K on reliable transports) are not scheduled: the
 transaction fires them at once, inside the same call. Timers outside
@@ -465,7 +469,7 @@ def _via_text(via: Via) -> str:
 
 def _server_key(request: Request, method: str) -> TransactionKey:
     via = request.top_via
-    branch = via.branch
+    branch = via.params.get("branch")  # Via.branch, read directly: every request
     if branch is not None and branch.startswith(BRANCH_MAGIC):
         # §17.2.3: branch + sent-by + method (ACK -> INVITE).
         port = "" if via.port is None else str(via.port)
@@ -562,7 +566,7 @@ def _deliver(
     out: list[Action],
 ) -> None:
     assert message is not None
-    out.append(Deliver(message))
+    tx._on_deliver(message, out)
 
 
 def _report_timeout(
@@ -572,7 +576,7 @@ def _report_timeout(
     now: float,
     out: list[Action],
 ) -> None:
-    out.append(TimedOut(_INPUT_TIMER[inp]))
+    tx._on_timed_out(_INPUT_TIMER[inp], out)
 
 
 def _report_transport_error(
@@ -582,7 +586,7 @@ def _report_transport_error(
     now: float,
     out: list[Action],
 ) -> None:
-    out.append(TransportFailed())
+    tx._on_transport_failed(out)
 
 
 def _terminate(
@@ -592,7 +596,7 @@ def _terminate(
     now: float,
     out: list[Action],
 ) -> None:
-    out.append(Terminated())
+    tx._on_terminated(out)
 
 
 def _starter(name: TimerName) -> StepRunner:
@@ -649,7 +653,7 @@ def _stopper(name: TimerName) -> StepRunner:
         out: list[Action],
     ) -> None:
         if tx._deadlines.pop(key, None) is not None:
-            out.append(StopTimer(name))
+            tx._on_stop_timer(name, out)
 
     return stop
 
@@ -756,13 +760,22 @@ class _Transaction(Generic[S]):
         if self._started:
             raise LocalProtocolError(f"the {self._KIND} was already started")
         self._started = True
-        return self._feed(Input.START, self._request, now)
+        out: list[Action] = []
+        self._run(Input.START, self._request, now, out)
+        return out
 
     def _require_started(self) -> None:
         if not self._started:
             raise LocalProtocolError(f"call start() on the {self._KIND} first")
 
     def _feed(self, inp: Input, message: Request | Response | None, now: float) -> list[Action]:
+        actions: list[Action] = []
+        self._run(inp, message, now, actions)
+        return actions
+
+    def _run(
+        self, inp: Input, message: Request | Response | None, now: float, out: list[Action]
+    ) -> None:
         """Run the row for ``(state, inp)``; the single rule for inputs without a row."""
         row = self._ROWS.get((self._state, inp))
         if row is None:
@@ -770,20 +783,44 @@ class _Transaction(Generic[S]):
                 raise LocalProtocolError(
                     f"{inp.value} is not allowed in state {self._state.value} of the {self._KIND}"
                 )
-            return []  # absorbed: nothing happens, state unchanged
+            return  # absorbed: nothing happens, state unchanged
+        # The state moves before the steps run: a hook that calls back into the
+        # transaction (a driver delivering a request to a TU that answers it at once)
+        # finds it in the row's new state.
         self._state, runners = row
-        actions: list[Action] = []
         for run in runners:
-            run(self, inp, message, now, actions)
+            run(self, inp, message, now, out)
         if self._state is self._TERMINATED:
             self._deadlines.clear()
             self._due_now = None
         due = self._due_now
         if due is not None:
             while due:  # zero-length timers fire at once
-                actions.extend(self._feed(_TIMER_INPUT[due.pop(0)], None, now))
+                self._run(_TIMER_INPUT[due.pop(0)], None, now, out)
             self._due_now = None  # drained: nothing kept while the transaction lingers
-        return actions
+
+    # -- effects: each appends its action to ``out``; a driver subclass may carry the
+    # action out instead, in the order the row's steps produce them. ----------------------
+    def _on_send(self, data: bytes, message: Request | Response | None, out: list[Action]) -> None:
+        out.append(Send(data, message))
+
+    def _on_start_timer(self, name: TimerName, deadline: float, out: list[Action]) -> None:
+        out.append(StartTimer(name, deadline))
+
+    def _on_stop_timer(self, name: TimerName, out: list[Action]) -> None:
+        out.append(StopTimer(name))
+
+    def _on_deliver(self, message: Request | Response, out: list[Action]) -> None:
+        out.append(Deliver(message))
+
+    def _on_timed_out(self, name: TimerName, out: list[Action]) -> None:
+        out.append(TimedOut(name))
+
+    def _on_transport_failed(self, out: list[Action]) -> None:
+        out.append(TransportFailed())
+
+    def _on_terminated(self, out: list[Action]) -> None:
+        out.append(Terminated())
 
     def _start_timer(self, name: TimerName, delay: float, now: float, out: list[Action]) -> None:
         key = name._value_
@@ -798,7 +835,7 @@ class _Transaction(Generic[S]):
             self._due_now.append(name)
             return
         deadline = self._deadlines[key] = now + delay
-        out.append(StartTimer(name, deadline))
+        self._on_start_timer(name, deadline, out)
 
 
 class _ClientTransaction(_Transaction[S]):
@@ -832,7 +869,7 @@ def _send_request(
     now: float,
     out: list[Action],
 ) -> None:
-    out.append(Send(tx._request_bytes, tx.request))
+    tx._on_send(tx._request_bytes, tx.request, out)
 
 
 class ClientInviteTransaction(_ClientTransaction[ClientInviteState]):
@@ -870,7 +907,7 @@ def _send_ack(
 ) -> None:
     assert isinstance(message, Response)
     ack = tx.ack = ack_for_non_2xx(tx.request, message)
-    out.append(Send(ack.to_bytes(), ack))
+    tx._on_send(ack.to_bytes(), ack, out)
 
 
 ClientInviteTransaction._ROWS = _compile(
@@ -909,7 +946,12 @@ ClientNonInviteTransaction._ROWS = _compile(
 
 
 class _ServerTransaction(_Transaction[S]):
-    __slots__ = ("_last_response_bytes",)
+    # send_100_trying only means something to INVITE transactions; it lives here so
+    # that a driver can extend either kind with slots of its own (one layout).
+    __slots__ = ("_last_response_bytes", "send_100_trying")
+
+    # The input for a response the TU sends, by status class (status // 100; 100-699).
+    _SEND_INPUTS: ClassVar[tuple[Input, ...]]
 
     def __init__(
         self,
@@ -921,12 +963,21 @@ class _ServerTransaction(_Transaction[S]):
     ) -> None:
         if key is None:
             key = server_key(request)
-        super().__init__(request, reliable, timers, initial, key)
+        # Named bases rather than super() on the server side: a driver extends these
+        # kinds (two bases each), and one transaction starts per request received.
+        _Transaction.__init__(self, request, reliable, timers, initial, key)
         self._last_response_bytes = b""
+        self.send_100_trying = False
 
     def start(self, now: float) -> list[Action]:
         """Take charge of the received request and pass it to the TU (§17.2)."""
-        return self._begin(now)
+        # _begin(), inlined: every request received starts a transaction.
+        if self._started:
+            raise LocalProtocolError(f"the {self._KIND} was already started")
+        self._started = True
+        out: list[Action] = []
+        self._run(Input.START, self._request, now, out)
+        return out
 
     def receive(self, request: Request, now: float) -> list[Action]:
         """A retransmission of the request, or an ACK, matching ``self.key`` arrived."""
@@ -943,10 +994,14 @@ class _ServerTransaction(_Transaction[S]):
 
     def send_response(self, response: Response, now: float) -> list[Action]:
         """The TU passes a response down for sending (``LocalProtocolError`` if forbidden)."""
-        self._require_started()
-        if not 100 <= response.status <= 699:
-            raise LocalProtocolError(f"status {response.status} is not a SIP status (100-699)")
-        return self._feed(self._classify(response), response, now)
+        if not self._started:
+            self._require_started()
+        status = response.status
+        if not 100 <= status <= 699:
+            raise LocalProtocolError(f"status {status} is not a SIP status (100-699)")
+        out: list[Action] = []
+        self._run(self._SEND_INPUTS[status // 100], response, now, out)
+        return out
 
     def release(self) -> None:
         """Let go of ``request`` and ``last_response``; keep what later rows need.
@@ -960,15 +1015,6 @@ class _ServerTransaction(_Transaction[S]):
         self._request = None
         self.last_response = None
 
-    def _classify(self, response: Response) -> Input:
-        raise NotImplementedError  # pragma: no cover
-
-    def _remember(self, response: Response, out: list[Action]) -> None:
-        data = self._last_response_bytes = response.to_bytes()
-        if self._request is not None:  # not released
-            self.last_response = response
-        out.append(Send(data, response))
-
 
 def _send_response(
     tx: _ServerTransaction[Any],
@@ -977,8 +1023,13 @@ def _send_response(
     now: float,
     out: list[Action],
 ) -> None:
-    assert isinstance(message, Response)
-    tx._remember(message, out)
+    # Rows with this step are only fed by send_response (and SEND_TRYING): a Response.
+    # (An annotation, not cast(): this runs for every response sent.)
+    response: Response = message  # type: ignore[assignment]
+    data = tx._last_response_bytes = response.to_bytes()
+    if tx._request is not None:  # not released
+        tx.last_response = response
+    tx._on_send(data, response, out)
 
 
 def _resend_last_response(
@@ -989,7 +1040,7 @@ def _resend_last_response(
     out: list[Action],
 ) -> None:
     if tx._last_response_bytes:  # if any was sent
-        out.append(Send(tx._last_response_bytes, tx.last_response))
+        tx._on_send(tx._last_response_bytes, tx.last_response, out)
 
 
 _SERVER_STEPS: dict[Step, StepRunner] = {
@@ -1007,10 +1058,11 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
     never end the transaction (RFC 6026 §7.1): its timers do.
     """
 
-    __slots__ = ("send_100_trying",)
+    __slots__ = ()
 
     _KIND = "INVITE server transaction"
     _TERMINATED = ServerInviteState.TERMINATED
+    _SEND_INPUTS = (Input.SEND_1XX,) * 2 + (Input.SEND_2XX,) + (Input.SEND_3XX_6XX,) * 4
 
     def __init__(
         self,
@@ -1027,15 +1079,10 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
                 f"an INVITE server transaction needs an INVITE, got {request.method}; "
                 "use ServerNonInviteTransaction"
             )
-        super().__init__(request, reliable, timers, ServerInviteState.PROCEEDING, key)
+        _ServerTransaction.__init__(
+            self, request, reliable, timers, ServerInviteState.PROCEEDING, key
+        )
         self.send_100_trying = send_100_trying
-
-    def _classify(self, response: Response) -> Input:
-        if response.status < 200:
-            return Input.SEND_1XX
-        if response.status < 300:
-            return Input.SEND_2XX
-        return Input.SEND_3XX_6XX
 
 
 def _send_trying(
@@ -1048,7 +1095,7 @@ def _send_trying(
     if tx.send_100_trying:
         # §17.2.1: built per §8.2.6, without adding a To tag.
         assert tx._request is not None  # released only after a final response
-        tx._remember(tx._request.make_response(100), out)
+        _send_response(tx, inp, tx._request.make_response(100), now, out)
 
 
 ServerInviteTransaction._ROWS = _compile(
@@ -1065,6 +1112,7 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
 
     _KIND = "non-INVITE server transaction"
     _TERMINATED = ServerNonInviteState.TERMINATED
+    _SEND_INPUTS = (Input.SEND_1XX,) * 2 + (Input.SEND_FINAL,) * 5
 
     def __init__(
         self,
@@ -1081,10 +1129,9 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
                 "use ServerInviteTransaction for INVITE; an ACK matches the INVITE "
                 "transaction (server_key) or goes to the dialog"
             )
-        super().__init__(request, reliable, timers, ServerNonInviteState.TRYING, key)
-
-    def _classify(self, response: Response) -> Input:
-        return Input.SEND_1XX if response.status < 200 else Input.SEND_FINAL
+        _ServerTransaction.__init__(
+            self, request, reliable, timers, ServerNonInviteState.TRYING, key
+        )
 
 
 ServerNonInviteTransaction._ROWS = _compile(

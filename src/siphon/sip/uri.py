@@ -214,6 +214,12 @@ class AbsoluteUri:
 
 Uri = SipUri | TelUri | AbsoluteUri
 
+# The fast paths build their SipUri, NameAddr and Via with this and set every field
+# (what the dataclass __init__ would do, a third cheaper without its call): several
+# are built for every request. tests/sip/test_message_memos.py checks they equal
+# the objects the constructors build, every field set.
+_new_object = object.__new__
+
 
 # Text -> the arguments its objects are built from, for the texts the fast paths
 # read: the same From, To, Contact and Request-URI recur in every request of a call,
@@ -264,8 +270,27 @@ def parse_uri(text: str) -> Uri:
     parts = _URI_PARTS.get(text) or sip_uri_parts(text)
     if parts is not None:
         scheme, user, host, port, params = parts
-        return SipUri(host, user, None, port, scheme, params.copy(), {})
+        return _sip_uri(scheme, user, host, port, params)
     return _parse_uri_general(text)
+
+
+def _sip_uri(
+    scheme: str, user: str | None, host: str, port: int | None, params: dict[str, str | None]
+) -> SipUri:
+    """``SipUri(host, user, None, port, scheme, params.copy(), {})``, its __init__ inlined.
+
+    The parts are shared (memoised): the URI gets a copy of ``params`` (a new empty
+    dict is cheaper than a copy). See ``_new_object``.
+    """
+    uri = _new_object(SipUri)
+    uri.host = host
+    uri.user = user
+    uri.password = None
+    uri.port = port
+    uri.scheme = scheme
+    uri.params = params.copy() if params else {}
+    uri.headers = {}
+    return uri
 
 
 def _parse_uri_general(text: str) -> Uri:
@@ -401,6 +426,13 @@ def _match_name_addr(value: str) -> NameAddrParts | None:
     gt = text.find(">") + 1
     if gt:
         addr = _ADDR_PARTS.get(text[:gt]) or _addr_parts(text[:gt])
+        if addr is not None and text.startswith(";tag=", gt):
+            # The usual parameters, a tag alone: what _FAST_HEADER_PARAMS_RE reads
+            # when the value has no ";", white space or quote (isprintable() is False
+            # for every white space character but " ").
+            tag = text[gt + 5 :]
+            if tag.isprintable() and ";" not in tag and " " not in tag and '"' not in tag:
+                return (*addr, {"tag": tag})
         fast = _FAST_HEADER_PARAMS_RE.fullmatch(text, gt)
         if addr is not None and fast is not None:
             header_params = fast.group(1)
@@ -452,9 +484,14 @@ def _addr_parts(text: str) -> _AddrParts | None:
 def name_addr_from_parts(parts: NameAddrParts) -> NameAddr:
     """The NameAddr ``parse_name_addr`` returns for a value with these parts."""
     display, scheme, user, host, port, uri_params, params = parts
-    # The parts are shared (memoised): the objects get copies of their dicts.
-    uri = SipUri(host, user, None, port, scheme, uri_params.copy(), {})
-    return NameAddr(uri, display, params.copy())
+    # NameAddr(uri, display, ...), its __init__ inlined (_new_object: see there); the
+    # parts are shared (memoised): the objects get copies of their dicts.
+    addr = _new_object(NameAddr)
+    addr.uri = _sip_uri(scheme, user, host, port, uri_params)
+    addr.display_name = display
+    addr.params = params.copy() if params else {}
+    addr.wildcard = False
+    return addr
 
 
 def parse_name_addr(value: str) -> NameAddr:
@@ -592,7 +629,65 @@ def _sent_by(text: str) -> tuple[str, str, int | None] | None:
     return sent_by
 
 
+# Via text with the value of its branch parameter left out ("SIP/2.0/UDP h:5061;branch=")
+# -> what parse_via's fast path reads there (transport, host, port, parameters with
+# an empty branch), or _NO_TEMPLATE when it reads nothing: a peer's Vias differ only
+# in the branch, new in every transaction. Bounded as the other memos
+# (_MAX_MEMO_ENTRIES).
+_ViaTemplate = tuple[str, str, int | None, dict[str, str | None]]
+_VIA_TEMPLATES: dict[str, _ViaTemplate] = {}
+_NO_TEMPLATE: _ViaTemplate = ("", "", None, {})
+
+
 def parse_via(value: str) -> Via:
+    at = value.find(";branch=")
+    if at != -1:
+        start = at + 8
+        end = value.find(";", start)
+        if end == -1:
+            key, branch = value[:start], value[start:]
+        else:
+            key, branch = value[:start] + value[end:], value[start:end]
+        template = _VIA_TEMPLATES.get(key) or _via_template(key)
+        # The fast path reads a branch value with no ";" (it ends at the next), no
+        # white space, quote or "(" (_FAST_VIA_PARAMS_RE) as it reads any other: only
+        # that value differs from the template's. isprintable() is False for every
+        # white space character but " ".
+        if (
+            template is not _NO_TEMPLATE
+            and branch.isprintable()
+            and " " not in branch
+            and '"' not in branch
+            and "(" not in branch
+        ):
+            params = template[3]
+            if len(params) == 1:  # the branch alone: a new dict is cheaper than a copy
+                params = {"branch": branch}
+            else:
+                params = params.copy()
+                params["branch"] = branch
+            # Via(transport, host, port, params), inlined (_new_object).
+            via = _new_object(Via)
+            via.transport, via.host, via.port, _ = template
+            via.params = params
+            return via
+    return _parse_via_fast(value) or _parse_via_general(value)
+
+
+def _via_template(key: str) -> _ViaTemplate:
+    """What ``_VIA_TEMPLATES`` keeps for ``key``, a Via text with an empty branch."""
+    via = _parse_via_fast(key)
+    template = _NO_TEMPLATE
+    # Only with one branch parameter, the one found: with another ("...;BRANCH=x") the
+    # last value would win, wherever the first is.
+    if via is not None and via.params.get("branch") == "" and len(via.params) == key.count(";"):
+        template = (via.transport, via.host, via.port, via.params)
+    _memo_put(_VIA_TEMPLATES, key, template)
+    return template
+
+
+def _parse_via_fast(value: str) -> Via | None:
+    """``parse_via`` by its regular expressions, or None: the general parser decides."""
     semi = value.find(";")
     if semi == -1:
         sent_by = _SENT_BY.get(value) or _sent_by(value)
@@ -602,7 +697,7 @@ def parse_via(value: str) -> Via:
         sent_by = _SENT_BY.get(value[:semi]) or _sent_by(value[:semi])
         if sent_by is not None and _FAST_VIA_PARAMS_RE.fullmatch(value, semi):
             return Via(*sent_by, split_simple_params(value[semi:]))
-    return _parse_via_general(value)
+    return None
 
 
 def _parse_via_general(value: str) -> Via:

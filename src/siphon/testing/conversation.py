@@ -185,6 +185,7 @@ async def simulated_call(
         if caller is not None:
             await caller.close()
         stack.close()
+        ua.ports.close()
         if record is not None and recordings is not None:
             report.recording = await asyncio.to_thread(_keep_recording, recordings, record)
     return report

@@ -137,6 +137,7 @@ class AgentHarness:
     async def __aexit__(self, *exc: object) -> None:
         if self.caller_ua is not None:
             self.caller_ua.stack.close()
+            self.caller_ua.ports.close()
         if self.server is not None:
             self.server.stop()
         if self._server_task is not None:

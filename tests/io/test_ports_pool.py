@@ -1,0 +1,373 @@
+"""The allocator's pool of bound RTP socket pairs: quarantine, FIFO, stale packets, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from siphon.errors import ConfigError
+from siphon.io import ports as ports_module
+from siphon.io.media_clock import MediaClock
+from siphon.io.ports import PortsExhausted, RtpPortAllocator, RtpPortPair
+from siphon.io.rtp_session import RtpSession
+from siphon.rtp.packet import build_rtp
+from siphon.rtp.rtcp import build_sr
+from siphon.sip.sdp import PCMU, Direction, NegotiatedMedia
+
+LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
+try:
+    import uvloop
+except ImportError:  # an optional extra: the default loop is tested either way
+    pass
+else:
+    LOOPS.append(uvloop.new_event_loop)
+
+
+def _ports(pairs: int = 9, **kwargs: float | int) -> RtpPortAllocator:
+    base = 36200 + secrets.randbelow(80) * 40  # below the ephemeral range
+    return RtpPortAllocator(base, base + 2 * pairs, **kwargs)  # type: ignore[arg-type]
+
+
+def _media(port: int) -> NegotiatedMedia:
+    return NegotiatedMedia(
+        remote_address="127.0.0.1",
+        remote_port=port,
+        remote_rtcp_port=port + 1,
+        codec=PCMU,
+        telephone_event_pt=None,
+        ptime=20,
+        direction=Direction.SENDRECV,
+        media_index=0,
+    )
+
+
+def _bindable(port: int) -> bool:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _block_while_loopback_delivers() -> None:
+    time.sleep(0.02)
+
+
+async def _open(ports: RtpPortAllocator, clock: MediaClock) -> RtpSession:
+    session = RtpSession(ports, clock)
+    await session.open()
+    return session
+
+
+async def test_a_released_pair_is_reused_only_after_its_quarantine() -> None:
+    ports = _ports(quarantine=0.2)
+    clock = MediaClock()
+    try:
+        first = await _open(ports, clock)
+        first.close()
+        assert ports.pooled == 1 and ports.in_use == 0
+        # Still quarantined: a fresh pair is bound, the pooled one stays put.
+        second = await _open(ports, clock)
+        assert second.port != first.port and ports.pooled == 1
+        assert ports.stats.bound == 2 and ports.stats.reused == 0
+        await asyncio.sleep(0.25)
+        third = await _open(ports, clock)
+        assert third.port == first.port and ports.pooled == 0
+        assert ports.stats.reused == 1 and ports.stats.reused_early == 0
+        second.close()
+        third.close()
+    finally:
+        clock.close()
+        ports.close()
+
+
+async def test_pairs_come_back_least_recently_released_first() -> None:
+    ports = _ports(quarantine=0)
+    loop = asyncio.get_running_loop()
+    try:
+        pairs = [ports.acquire(loop) for _ in range(4)]
+        for pair in (pairs[2], pairs[0], pairs[3], pairs[1]):
+            ports.give_back(pair)
+        again = [ports.acquire(loop) for _ in range(4)]
+        assert again == [pairs[2], pairs[0], pairs[3], pairs[1]]
+        assert ports.stats.bound == 4 and ports.stats.reused == 4
+        for pair in again:
+            ports.discard(pair)
+        assert ports.in_use == 0 and ports.pooled == 0
+    finally:
+        ports.close()
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_stale_datagrams_are_discarded_and_counted_never_seen_by_the_next_call(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario() -> None:
+        ports = _ports(quarantine=0)
+        clock = MediaClock()
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            old = await _open(ports, clock)
+            port = old.port
+            old.close()
+            rtp = build_rtp(0, 1, 160, 99, b"\xff" * 160)
+            # While pooled, with the loop running: read and dropped by the pool's readers.
+            for _ in range(3):
+                sender.sendto(rtp, ("127.0.0.1", port))
+            sender.sendto(build_sr(99, 1, 2, 160, 1, 160), ("127.0.0.1", port + 1))
+            await asyncio.sleep(0.05)
+            assert ports.stats.stale_discarded == 4
+            # Queued after the loop last looked: drained when the pair is taken.
+            for _ in range(5):
+                sender.sendto(rtp, ("127.0.0.1", port))
+            sender.sendto(build_sr(99, 1, 2, 160, 1, 160), ("127.0.0.1", port + 1))
+            _block_while_loopback_delivers()  # the loop does not run to read them
+            new = RtpSession(ports, clock)
+            assert await new.open() == port
+            assert ports.stats.stale_discarded == 10
+            new.start(_media(sender.getsockname()[1]), sending=False)
+            await asyncio.sleep(0.05)
+            assert new.stats.packets_in == 0 and new.stats.rtcp_in == 0
+            assert not new.stats.latched
+            # The new call's own packets do arrive.
+            sender.sendto(build_rtp(0, 7, 1120, 5, b"\xff" * 160), ("127.0.0.1", port))
+            await asyncio.sleep(0.05)
+            assert new.stats.packets_in == 1 and ports.stats.stale_discarded == 10
+            new.close()
+        finally:
+            sender.close()
+            clock.close()
+            ports.close()
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(scenario())
+
+
+async def test_a_pooled_pair_is_never_handed_to_two_sessions() -> None:
+    ports = _ports(pairs=6, quarantine=0)
+    clock = MediaClock()
+    open_sessions: list[RtpSession] = []
+    try:
+        for step in range(60):
+            if len(open_sessions) < 6 and (step % 3 != 2 or not open_sessions):
+                open_sessions.append(await _open(ports, clock))
+            else:
+                open_sessions.pop(secrets.randbelow(len(open_sessions))).close()
+            in_use = [s.port for s in open_sessions]
+            assert len(set(in_use)) == len(in_use)
+            assert ports.in_use == len(open_sessions)
+            assert ports.in_use + ports.pooled <= ports.capacity
+    finally:
+        for session in open_sessions:
+            session.close()
+        clock.close()
+        ports.close()
+
+
+async def test_exhaustion_reuses_a_quarantined_pair_only_when_the_range_is_full() -> None:
+    ports = _ports(pairs=2, quarantine=60)
+    clock = MediaClock()
+    try:
+        a = await _open(ports, clock)
+        b = await _open(ports, clock)
+        with pytest.raises(PortsExhausted):
+            await _open(ports, clock)
+        assert ports.in_use == 2
+        a.close()
+        # Every pair is in use or pooled: the oldest pooled one is taken before its
+        # quarantine, as the round-robin would have handed out that port again.
+        c = await _open(ports, clock)
+        assert c.port == a.port and ports.stats.reused_early == 1
+        with pytest.raises(PortsExhausted):
+            await _open(ports, clock)
+        b.close()
+        c.close()
+        assert ports.in_use == 0 and ports.pooled == 2
+    finally:
+        clock.close()
+        ports.close()
+
+
+async def test_a_pair_taken_by_another_process_is_skipped_with_a_pool() -> None:
+    ports = _ports(pairs=2, quarantine=60)
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", ports.start + 3))  # the second pair's RTCP port
+    clock = MediaClock()
+    try:
+        a = await _open(ports, clock)
+        a.close()
+        # The only other pair cannot be bound: the quarantined one is used.
+        b = await _open(ports, clock)
+        assert b.port == a.port and ports.stats.reused_early == 1
+        with pytest.raises(PortsExhausted):
+            await _open(ports, clock)
+        b.close()
+    finally:
+        blocker.close()
+        clock.close()
+        ports.close()
+
+
+async def test_closing_the_allocator_closes_pooled_sockets_and_pools_no_more() -> None:
+    ports = _ports(quarantine=60)
+    clock = MediaClock()
+    try:
+        a = await _open(ports, clock)
+        b = await _open(ports, clock)
+        a_port, b_port = a.port, b.port
+        a.close()
+        assert not _bindable(a_port) and not _bindable(a_port + 1)
+        ports.close()
+        assert ports.pooled == 0 and ports.in_use == 1
+        assert _bindable(a_port) and _bindable(a_port + 1)
+        b.close()  # after close(): closed, not pooled
+        assert ports.pooled == 0 and ports.in_use == 0
+        assert _bindable(b_port) and _bindable(b_port + 1)
+    finally:
+        clock.close()
+
+
+async def test_the_pool_size_is_bounded() -> None:
+    ports = _ports(quarantine=60, max_pooled=1)
+    clock = MediaClock()
+    try:
+        a = await _open(ports, clock)
+        b = await _open(ports, clock)
+        a.close()
+        b.close()  # the pool is full: closed, its port free
+        assert ports.pooled == 1 and ports.in_use == 0
+        assert not _bindable(a.port) and _bindable(b.port) and _bindable(b.port + 1)
+    finally:
+        clock.close()
+        ports.close()
+    unpooled = _ports(max_pooled=0)
+    clock = MediaClock()
+    session = await _open(unpooled, clock)
+    session.close()
+    assert unpooled.pooled == 0 and _bindable(session.port)
+    clock.close()
+
+
+def test_the_default_pool_fits_the_range_and_the_fd_limit() -> None:
+    resource = pytest.importorskip("resource")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ports = RtpPortAllocator(10000, 20000)
+    assert ports.max_pooled <= ports.capacity
+    if soft != resource.RLIM_INFINITY:
+        assert 2 * ports.max_pooled <= soft // 2
+    with pytest.raises(ConfigError):
+        RtpPortAllocator(10000, 20000, quarantine=-1)
+
+
+async def test_pairs_pooled_too_long_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports_module, "POOL_MAX_IDLE", 0.05)
+    ports = _ports(quarantine=60)
+    loop = asyncio.get_running_loop()
+    try:
+        old = [ports.acquire(loop) for _ in range(3)]
+        for pair in old:
+            ports.give_back(pair)
+        await asyncio.sleep(0.1)
+        fresh = ports.acquire(loop)
+        ports.give_back(fresh)  # closes at most two of the idle ones
+        assert ports.pooled == 2 and _bindable(old[0].port) and _bindable(old[1].port)
+        assert not _bindable(old[2].port)
+    finally:
+        ports.close()
+
+
+def test_a_pair_pooled_under_a_closed_loop_is_closed_not_reused() -> None:
+    ports = _ports(quarantine=0)
+    pooled: list[RtpPortPair] = []
+
+    async def first() -> None:
+        pair = ports.acquire(asyncio.get_running_loop())
+        ports.give_back(pair)
+        pooled.append(pair)
+
+    async def second() -> int:
+        pair = ports.acquire(asyncio.get_running_loop())
+        ports.discard(pair)
+        return pair.port
+
+    asyncio.run(first())
+    port = pooled[0].port
+    asyncio.run(second())  # the pool's pair is closed; a fresh one bound
+    assert pooled[0].rtp.fileno() == -1 and pooled[0].rtcp.fileno() == -1
+    assert ports.stats.reused == 0 and ports.stats.bound == 2
+    assert _bindable(port)
+    ports.close()
+
+
+def test_an_unclosed_allocator_closes_its_pooled_sockets_when_freed() -> None:
+    ports = _ports(quarantine=60)
+    pairs: list[RtpPortPair] = []
+
+    async def use(allocator: RtpPortAllocator) -> None:
+        pair = allocator.acquire(asyncio.get_running_loop())
+        allocator.give_back(pair)
+        pairs.append(pair)
+
+    asyncio.run(use(ports))
+    assert ports.pooled == 1 and pairs[0].rtp.fileno() != -1
+    del ports
+    gc.collect()
+    assert pairs[0].rtp.fileno() == -1 and pairs[0].rtcp.fileno() == -1
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_calls_on_reused_pairs_carry_media(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario() -> None:
+        ports = _ports(quarantine=0)
+        clock = MediaClock()
+        try:
+            for _ in range(3):  # the second and third calls run on pooled pairs
+                a = await _open(ports, clock)
+                b = await _open(ports, clock)
+                a.start(_media(b.port))
+                b.start(_media(a.port))
+                a.play(np.full(160 * 5, 3000, dtype=np.int16))
+                await asyncio.sleep(0.25)
+                assert b.stats.latched and b.stats.packets_in >= 8
+                assert a.stats.packets_in >= 8 and b.stats.dropped_foreign == 0
+                assert max(int(np.abs(f).max()) for f in b._inbound) > 2500
+                a.close()
+                b.close()
+            assert ports.stats.bound == 2 and ports.stats.reused == 4
+        finally:
+            clock.close()
+            ports.close()
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(scenario())
+
+
+async def test_rtp_to_a_name_is_not_sent_and_needs_no_dns() -> None:
+    ports = _ports()
+    clock = MediaClock()
+    session = await _open(ports, clock)
+    try:
+        media = _media(40000)
+        session.start(media)
+        session.remote = ("media.invalid", 40000)
+        session.on_tick(1, 1.0)
+        assert session.stats.packets_out == 0
+        session.remote = ("127.0.0.1", 40000)
+        session.on_tick(2, 1.02)
+        assert session.stats.packets_out == 1
+    finally:
+        session.close()
+        clock.close()
+        ports.close()
