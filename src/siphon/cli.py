@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib.util
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -53,6 +55,21 @@ def _setup_logging(level: str, json_logs: bool) -> None:
 # 64*T1 (32 s), so a busy server holds hundreds of thousands of objects. Collecting
 # the young generation less often lets most of a call's objects die young instead.
 GC_YOUNG_THRESHOLD = 20_000
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft limit on open files to the hard one, as servers do.
+
+    Each call holds two RTP sockets and the RTP pool keeps released pairs open
+    (siphon.io.ports sizes it from this limit); Debian's soft default of 1024
+    would cap a server at a few hundred calls.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20  # Linux's usual nr_open
+    if soft != resource.RLIM_INFINITY and soft < target:
+        # Above the kernel's nr_open it is refused: the soft limit stays then.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def tune_gc() -> None:
@@ -244,6 +261,7 @@ def run_handler(
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     _setup_logging(args.log_level, json_logs=production)
     try:
+        raise_fd_limit()  # before the server sizes its RTP pool
         server = SipServer(handler, _server_config(args, production))
     except ConfigError as exc:
         print(f"siphon: {exc}", file=sys.stderr)
@@ -274,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.file} defines several handlers "
                 f"({', '.join(sorted(handlers))}): choose one with --app"
             )
+        raise_fd_limit()  # before the server sizes its RTP pool
         server = SipServer(handler, _server_config(args, production))
     except ConfigError as exc:
         print(f"siphon: {exc}", file=sys.stderr)
