@@ -56,16 +56,23 @@ SERVER = ("127.0.0.1", 5060)
 CLIENT = ("127.0.0.1", 5061)
 WARMUP_CALLS = 300
 
-# SIPp 3.6's built-in "uac" scenario (sipp -sd uac), as SIPp fills it in.
+# SIPp 3.6's built-in "uac" scenario (sipp -sd uac), byte for byte as SIPp sends it
+# (captured from `sipp -sn uac`): per call only the call number ``n`` (from 1) varies,
+# in the Call-ID ("[call_number]-[pid]@[local_ip]"), the From tag
+# ("[pid]SIPpTag00[call_number]") and the branch ("z9hG4bK-[pid]-[call_number]-" and
+# the index of the message in the scenario: INVITE 0, ACK 5, BYE 7); the To tag of the
+# ACK and BYE is the one our 200 OK set. SIPp's pid, the ports and the SDP (o= too) are
+# the same in every call, and SIPp pads the INVITE's Content-Length to 5 characters.
+SIPP_PID = 4242
 _SDP = (
     "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
     "t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
 _COMMON = (
-    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-{step}\r\n"
-    "From: sipp <sip:sipp@127.0.0.1:5061>;tag=4242SIPpTag00{n}\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{pid}-{n}-{step}\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={pid}SIPpTag00{n}\r\n"
     "To: service <sip:service@127.0.0.1:5060>{to_tag}\r\n"
-    "Call-ID: {n}-4242@127.0.0.1\r\n"
+    "Call-ID: {n}-{pid}@127.0.0.1\r\n"
     "CSeq: {cseq}\r\n"
     "Contact: sip:sipp@127.0.0.1:5061\r\n"
     "Max-Forwards: 70\r\n"
@@ -74,12 +81,22 @@ _COMMON = (
 INVITE = (
     "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
     + _COMMON
-    + "Content-Type: application/sdp\r\nContent-Length: {length}\r\n\r\n"
+    + "Content-Type: application/sdp\r\nContent-Length: {length:>5}\r\n\r\n"
     + _SDP
 )
 IN_DIALOG = (
     "{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n" + _COMMON + "Content-Length: 0\r\n\r\n"
 )
+
+
+def sipp_requests(n: int, to_tag: str) -> tuple[str, str, str]:
+    """The INVITE, ACK and BYE texts of SIPp's call ``n``; ``to_tag``: our 200 OK's."""
+    invite = INVITE.format(pid=SIPP_PID, n=n, step=0, to_tag="", cseq="1 INVITE", length=len(_SDP))
+    tag = f";tag={to_tag}"
+    ack = IN_DIALOG.format(method="ACK", pid=SIPP_PID, n=n, step=5, to_tag=tag, cseq="1 ACK")
+    bye = IN_DIALOG.format(method="BYE", pid=SIPP_PID, n=n, step=7, to_tag=tag, cseq="2 BYE")
+    return invite, ack, bye
+
 
 _TO_TAG = re.compile(rb"\r\nTo:[^\r]*;tag=([^;\r]+)")
 
@@ -124,9 +141,7 @@ class CapturingTransport:
 
 def requests_for(n: int) -> tuple[bytes, str, str]:
     """The INVITE of call ``n`` and the ACK and BYE templates awaiting the To tag."""
-    invite = INVITE.format(n=n, step=1, to_tag="", cseq="1 INVITE", length=len(_SDP))
-    ack = IN_DIALOG.format(method="ACK", n=n, step=2, to_tag=";tag={tag}", cseq="1 ACK")
-    bye = IN_DIALOG.format(method="BYE", n=n, step=3, to_tag=";tag={tag}", cseq="2 BYE")
+    invite, ack, bye = sipp_requests(n, "{tag}")
     return invite.encode(), ack, bye
 
 
@@ -183,8 +198,8 @@ async def main(args: argparse.Namespace) -> int:
     fake = CapturingTransport()
     udp.connection_made(fake)  # type: ignore[arg-type]
 
-    warmup = [requests_for(n) for n in range(WARMUP_CALLS)]
-    measured = [requests_for(n) for n in range(WARMUP_CALLS, WARMUP_CALLS + args.calls)]
+    warmup = [requests_for(n) for n in range(1, WARMUP_CALLS + 1)]
+    measured = [requests_for(n) for n in range(WARMUP_CALLS + 1, WARMUP_CALLS + args.calls + 1)]
     await run_calls(udp, fake, warmup)
     await calls_finished()
     fake.sent.clear()

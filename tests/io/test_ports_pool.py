@@ -371,3 +371,35 @@ async def test_rtp_to_a_name_is_not_sent_and_needs_no_dns() -> None:
         session.close()
         clock.close()
         ports.close()
+
+
+async def test_readers_are_registered_once_per_pair_not_per_call() -> None:
+    """Taking and giving back a pooled pair swaps its owner: no reader is (re)registered."""
+    loop = asyncio.get_running_loop()
+    registered: list[int] = []
+    add_reader = loop.add_reader
+
+    def counting_add_reader(fd: int, callback: Callable[..., object], *args: object) -> None:
+        registered.append(fd)
+        add_reader(fd, callback, *args)
+
+    ports = _ports(quarantine=0)
+    clock = MediaClock()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(loop, "add_reader", counting_add_reader)
+            for _ in range(5):
+                session = await _open(ports, clock)
+                session.start(_media(40000), sending=False)
+                sender.sendto(build_rtp(0, 1, 160, 5, b"\xff" * 160), ("127.0.0.1", session.port))
+                await asyncio.sleep(0.02)
+                assert session.stats.packets_in == 1  # the pair's reader hands it over
+                session.close()
+        assert ports.stats.bound == 1 and ports.stats.reused == 4
+        assert len(registered) == 2  # the first pair's RTP and RTCP sockets, once
+        assert ports.stats.stale_discarded == 0
+    finally:
+        sender.close()
+        clock.close()
+        ports.close()

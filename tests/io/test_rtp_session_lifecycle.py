@@ -171,14 +171,27 @@ async def test_parts_are_made_on_first_use_and_behave_as_if_made_at_start() -> N
         fresh = JitterBuffer(codec_for("PCMU").decode)
         stats = session.refresh_stats()
         assert (stats.lost, stats.late, stats.concealed) == fresh.loss_counts() == (0, 0, 0)
-        # The first tick makes the jitter buffer and yields the same frame a buffer
-        # made at start would have.
+        # Ticks before any packet make no jitter buffer and yield the frames a buffer
+        # made at start would have (each its own array).
         session._sending = False
-        session.on_tick(1, 100.0)
-        assert session._jitter is not None
-        expected = fresh.pop(100.0)
-        assert np.array_equal(session._inbound[-1], expected.pcm)
-        assert session._jitter.stats == fresh.stats
+        for tick in range(1, 4):
+            session.on_tick(tick, 100.0 + 0.02 * tick)
+            expected = fresh.pop(100.0 + 0.02 * tick)
+            assert np.array_equal(session._inbound[-1], expected.pcm)
+            assert session._inbound[-1].dtype == expected.pcm.dtype
+        assert session._jitter is None
+        assert session._inbound[-1] is not session._inbound[-2]
+        # The first packet makes it; from then on it is the buffer made at start.
+        addr = ("127.0.0.1", 40000)
+        for i in range(6):
+            packet = build_rtp(0, 10 + i, 1600 + 160 * i, 7, bytes([i * 20]) * 160)
+            session.datagram_received(packet, addr)
+            fresh.push(10 + i, 1600 + 160 * i, 7, bytes([i * 20]) * 160, session._last_rx)
+            assert session._jitter is not None and session._jitter.stats == fresh.stats
+            session.on_tick(4 + i, session._last_rx)
+            expected = fresh.pop(session._last_rx)
+            assert np.array_equal(session._inbound[-1], expected.pcm)
+        assert session._jitter.stats == fresh.stats and fresh.stats.played > 0
         # A DTMF packet makes the receiver; the digit is reported as before.
         got: list[DtmfReceived] = []
         session.on_dtmf = got.append
@@ -230,6 +243,8 @@ async def test_a_reinvite_to_another_codec_replaces_a_buffer_in_use_only() -> No
         session.start(pcma)
         assert session._jitter is None  # never used: still made on first use
         session.on_tick(1, 1.0)
+        assert session._jitter is None  # a tick alone does not make it
+        session.datagram_received(build_rtp(8, 1, 160, 5, b"\xd5" * 160), ("127.0.0.1", 40000))
         used = session._jitter
         assert used is not None
         session.start(_media(40000))

@@ -47,3 +47,22 @@ def test_loss_counts_are_the_stats_fields() -> None:
     stats = buffer.stats
     assert buffer.loss_counts() == (stats.lost, stats.late, stats.concealed)
     assert stats.lost > 0 and stats.late > 0 and stats.concealed > 0
+
+
+def test_a_buffer_made_late_with_counted_silence_equals_one_popped_from_the_start() -> None:
+    """An owner may make the buffer on the first packet, answering earlier ticks itself."""
+    decode = codec_for("PCMU").decode
+    early = JitterBuffer(decode)
+    silent = [early.pop(0.02 * tick) for tick in range(7)]
+    assert all(not frame.pcm.any() and frame.timestamp is None for frame in silent)
+    late = JitterBuffer(decode)
+    late.count_silence(7)
+    assert _state(late) == _state(early)
+    for seq in range(40):
+        now = 0.14 + 0.02 * seq
+        if seq % 9 != 4:  # some loss, so concealment runs too
+            for buffer in (early, late):
+                buffer.push(seq, seq * 160, 77, bytes([seq]) * 160, now)
+        a, b = early.pop(now + 0.001), late.pop(now + 0.001)
+        assert np.array_equal(a.pcm, b.pcm) and (a.kind, a.timestamp) == (b.kind, b.timestamp)
+    assert early.stats == late.stats and early.stats.silence >= 7

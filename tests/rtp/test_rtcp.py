@@ -229,6 +229,42 @@ def test_builders_match_captures() -> None:
     assert compound == bytes.fromhex(SR_HEX + SDES_HEX)
 
 
+def test_direct_builders_match_the_packet_objects() -> None:
+    """The builders pack directly (a call's teardown sends SR+SDES+BYE): same bytes."""
+    rng = random.Random(3550)
+    u32 = (0, 1, 0x7FFFFFFF, 0xFFFFFFFF)
+    for _ in range(300):
+        ssrc, sec, frac, ts, packets, octets = (
+            rng.choice(u32) if rng.random() < 0.3 else rng.getrandbits(32) for _ in range(6)
+        )
+        blocks = tuple(
+            ReportBlock(
+                rng.getrandbits(32),
+                rng.randrange(256),
+                rng.randrange(-0x800000, 0x800000),
+                rng.getrandbits(32),
+                rng.getrandbits(32),
+                rng.getrandbits(32),
+                rng.getrandbits(32),
+            )
+            for _ in range(rng.choice((0, 0, 1, 2, 31)))
+        )
+        assert (
+            build_sr(ssrc, sec, frac, ts, packets, octets, blocks)
+            == SenderReport(ssrc, sec, frac, ts, packets, octets, blocks).to_bytes()
+        )
+        assert build_rr(ssrc, blocks) == ReceiverReport(ssrc, blocks).to_bytes()
+        cname = "".join(rng.choice("aé-1") for _ in range(rng.randrange(0, 120)))
+        chunk = SdesChunk(ssrc, (SdesItem(SDES_CNAME, cname.encode()),))
+        assert build_sdes_cname(ssrc, cname) == SourceDescription((chunk,)).to_bytes()
+        ssrcs = tuple(rng.getrandbits(32) for _ in range(rng.choice((0, 1, 1, 2, 31))))
+        assert build_bye(ssrcs) == Bye(ssrcs).to_bytes()
+        compound = build_compound(
+            [build_sr(ssrc, sec, frac, ts, packets, octets, blocks), build_sdes_cname(ssrc, cname)]
+        )
+        assert b"".join(p.to_bytes() for p in parse_rtcp(compound)) == compound
+
+
 def test_build_sr_wraps_counts() -> None:
     (sr,) = parse_rtcp(build_sr(1, 2, 3, 4, 2**32 + 5, 2**33 + 7))
     assert isinstance(sr, SenderReport)

@@ -9,12 +9,15 @@ A closed session's bound socket pair goes back to a FIFO pool here instead of
 being closed: the next session takes the least recently released pair, so a call
 costs no socket(), bind(), close() or poller registration. A pooled pair keeps its
 port (nobody else binds it) and is reused only ``quarantine`` seconds after its
-release, the same protection the round-robin gives; while pooled, its sockets stay
-registered with the loop and whatever arrives is read and discarded (counted in
-``stale_discarded``), and once more on reuse, so a new call never sees an old
-call's packets. When no pooled pair is old enough a fresh pair is bound as before;
-only when every pair of the range is in use or pooled is the oldest pooled pair
-reused early, which is what the round-robin would do at that rate.
+release, the same protection the round-robin gives. A pair's sockets are
+registered with the loop once, when bound, with readers that hand each datagram to
+the pair's current ``owner`` (a session): taking or giving back a pair only swaps
+the owner, with no reader to replace. While pooled (no owner) whatever arrives is
+read and discarded (counted in ``stale_discarded``), and once more on reuse, so a
+new call never sees an old call's packets. When no pooled pair is old enough a
+fresh pair is bound as before; only when every pair of the range is in use or
+pooled is the oldest pooled pair reused early, which is what the round-robin
+would do at that rate.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import socket
 import time
 import weakref
 from collections import deque
+from typing import Protocol
 
 from siphon.errors import ConfigError, SiphonError
 
@@ -41,6 +45,14 @@ _TRIM_PER_RELEASE = 2
 # receive queue holds a few hundred small datagrams; a flood must not stall us).
 _STALE_READS_PER_WAKEUP = 32
 _STALE_READS_ON_REUSE = 1024
+# A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
+MAX_RTP_DATAGRAM = 1500
+# Read one byte more: a longer datagram comes truncated but still too long, and dropped.
+_RTP_READ_SIZE = MAX_RTP_DATAGRAM + 1
+# RTCP is read whole (a UDP datagram is at most 64 KiB).
+_MAX_UDP_DATAGRAM = 65536
+# RTCP datagrams read per wake-up: enough to drain a burst, bounded against a flood.
+_RTCP_READS_PER_WAKEUP = 32
 
 
 class PortsExhausted(SiphonError):
@@ -59,10 +71,18 @@ class PoolStats:
         self.stale_discarded = 0  # datagrams that arrived on a pooled pair
 
 
+class MediaReceiver(Protocol):
+    """The owner of a pair (an RTP session): its readers hand it what arrives."""
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None: ...
+
+    def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None: ...
+
+
 class RtpPortPair:
     """A bound RTP socket (even port) and RTCP socket (the next port)."""
 
-    __slots__ = ("loop", "poller", "port", "released_at", "rtcp", "rtp")
+    __slots__ = ("loop", "owner", "poller", "port", "released_at", "rtcp", "rtp")
 
     def __init__(
         self,
@@ -74,10 +94,12 @@ class RtpPortPair:
         self.port = port
         self.rtp = rtp
         self.rtcp = rtcp
-        # The loop whose poller the sockets are registered with (readers of the session
-        # using them, or the pool's discarding readers): they are only reused there.
+        # The loop whose poller the sockets are registered with (the pair's readers,
+        # for its whole life): they are only reused there.
         self.loop = loop
         self.released_at = 0.0
+        # Who gets the datagrams; None while pooled (or not yet handed out): discarded.
+        self.owner: MediaReceiver | None = None
         # Made when first pooled: one poll(2) tells whether either socket has anything
         # queued on reuse (0.4 µs), where a recv() per socket that fails costs 2.2 µs.
         self.poller: select.poll | None = None
@@ -147,9 +169,12 @@ class RtpPortAllocator:
         self._in_use.discard(port)
 
     # -- the pool ------------------------------------------------------------------------
-    def acquire(self, loop: asyncio.AbstractEventLoop) -> RtpPortPair:
-        """A pair for a new session on ``loop``: a pooled one past its quarantine, else a
-        fresh one, else (the range is full) the oldest pooled one."""
+    def acquire(
+        self, loop: asyncio.AbstractEventLoop, owner: MediaReceiver | None = None
+    ) -> RtpPortPair:
+        """A pair for ``owner`` on ``loop``: a pooled one past its quarantine, else a
+        fresh one, else (the range is full) the oldest pooled one. From now on what
+        arrives on it goes to ``owner`` (discarded while None)."""
         pool = self._pool
         if pool:
             now = time.monotonic()
@@ -159,10 +184,10 @@ class RtpPortAllocator:
                     self._close_pair(pool.popleft())
                     continue
                 if now - head.released_at >= self.quarantine:
-                    return self._reuse(pool.popleft())
+                    return self._reuse(pool.popleft(), owner)
                 if len(self._in_use) >= self.capacity:  # no port left to bind
                     self.stats.reused_early += 1
-                    return self._reuse(pool.popleft())
+                    return self._reuse(pool.popleft(), owner)
                 break
         try:
             port, rtp, rtcp = bind_port_pair(self)
@@ -170,26 +195,29 @@ class RtpPortAllocator:
             if not pool:
                 raise
             self.stats.reused_early += 1
-            return self._reuse(pool.popleft())
+            return self._reuse(pool.popleft(), owner)
+        pair = RtpPortPair(port, rtp, rtcp, loop)
+        try:
+            # The pair's readers for its whole life: pooling and reuse swap the owner.
+            loop.add_reader(rtp.fileno(), _rtp_readable, pair, self.stats)
+            loop.add_reader(rtcp.fileno(), _rtcp_readable, pair, self.stats)
+        except BaseException:
+            self._close_pair(pair)
+            raise
         self.stats.bound += 1
-        return RtpPortPair(port, rtp, rtcp, loop)
+        pair.owner = owner
+        return pair
 
     def give_back(self, pair: RtpPortPair) -> None:
-        """A session is done with ``pair``: pool it, or close it and free its port.
+        """The owner is done with ``pair``: pool it, or close it and free its port.
 
-        The session's readers are replaced by discarding ones (no system call: the
-        sockets stay registered), which also drops the poller's references to it.
+        Its readers now discard what arrives (no system call: the sockets stay
+        registered), and hold no reference to the old owner.
         """
+        pair.owner = None
         loop = pair.loop
         pool = self._pool
         if self._closed or loop.is_closed() or len(pool) >= self.max_pooled:
-            self._close_pair(pair)
-            return
-        stats = self.stats
-        try:
-            loop.add_reader(pair.rtp.fileno(), _discard_stale, pair.rtp, stats)
-            loop.add_reader(pair.rtcp.fileno(), _discard_stale, pair.rtcp, stats)
-        except Exception:  # the loop refused (closing): no pooling then
             self._close_pair(pair)
             return
         if pair.poller is None and _POLL is not None:
@@ -206,6 +234,7 @@ class RtpPortAllocator:
 
     def discard(self, pair: RtpPortPair) -> None:
         """Close ``pair`` (not pooled) and free its port."""
+        pair.owner = None
         self._close_pair(pair)
 
     def close(self) -> None:
@@ -214,14 +243,15 @@ class RtpPortAllocator:
         while self._pool:
             self._close_pair(self._pool.popleft())
 
-    def _reuse(self, pair: RtpPortPair) -> RtpPortPair:
+    def _reuse(self, pair: RtpPortPair, owner: MediaReceiver | None) -> RtpPortPair:
         self.stats.reused += 1
         # Datagrams that arrived since the loop last read the sockets belong to the old
-        # call; the new session's readers must not see them.
+        # call; the new owner must not see them.
         poller = pair.poller
         if poller is None or poller.poll(0):
             _drain(pair.rtp, self.stats, _STALE_READS_ON_REUSE)
             _drain(pair.rtcp, self.stats, _STALE_READS_ON_REUSE)
+        pair.owner = owner
         return pair
 
     def _close_pair(self, pair: RtpPortPair) -> None:
@@ -243,8 +273,40 @@ def _fd_budget_pairs() -> int:
     return max(0, soft // 4)
 
 
-def _discard_stale(sock: socket.socket, stats: PoolStats) -> None:
-    _drain(sock, stats, _STALE_READS_PER_WAKEUP)
+def _rtp_readable(pair: RtpPortPair, stats: PoolStats) -> None:
+    # One datagram per wake-up: the poll is level-triggered, so the loop calls again
+    # while more are queued. Reading on to EAGAIN would cost a failed recvfrom and
+    # its exception on nearly every wake-up (one packet per 20 ms): ~0.8 µs more a
+    # packet. And a flooded port gets no more than its turn per loop iteration.
+    # The owner's method is called from here, not a reader of its own: one Python
+    # call per packet, as with a reader registered by the session.
+    owner = pair.owner
+    if owner is None:
+        _drain(pair.rtp, stats, _STALE_READS_PER_WAKEUP)
+        return
+    try:
+        data, addr = pair.rtp.recvfrom(_RTP_READ_SIZE)
+    except OSError:  # nothing queued (a stale wake-up), or an ICMP error consumed
+        return
+    owner.datagram_received(data, addr)
+
+
+def _rtcp_readable(pair: RtpPortPair, stats: PoolStats) -> None:
+    sock = pair.rtcp
+    for _ in range(_RTCP_READS_PER_WAKEUP):
+        owner = pair.owner  # again after each packet: a callback may end the call
+        if owner is None:
+            _drain(sock, stats, _STALE_READS_PER_WAKEUP)
+            return
+        try:
+            data, addr = sock.recvfrom(_MAX_UDP_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionRefusedError:  # ICMP for an earlier send: more may be queued
+            continue
+        except OSError:  # nothing readable now; the loop calls again if there is
+            return
+        owner.rtcp_received(data, (str(addr[0]), int(addr[1])))
 
 
 def _drain(sock: socket.socket, stats: PoolStats, limit: int) -> None:

@@ -1,7 +1,7 @@
 """One call's RTP: socket, latching, jitter buffer, playout, DTMF, RTCP, recording, timeout.
 
-Receiving is event driven (the loop says the RTP socket is readable, we read one
-datagram into ``datagram_received``); sending is driven by the
+Receiving is event driven (the loop says the RTP socket is readable, the port
+pair's reader reads one datagram into ``datagram_received``); sending is driven by the
 process-wide ``MediaClock``: on every 20 ms tick the session pulls the caller's
 next frame out of the jitter buffer (for the app and the recording) and sends the
 agent's next frame (or comfort silence, or a DTMF event packet). Per packet the
@@ -9,9 +9,11 @@ Python work is a 12-byte header peek, a table lookup and a few comparisons.
 
 Set-up and tear-down are paid once per call, at call-setup rates of thousands a
 second, so a session starts small: the jitter buffer, playout queue, DTMF
-receiver and the frames() event are made on first use. RTP and RTCP are bare
-sockets read when the loop says they are readable (no asyncio transport), taken
-from and given back to the allocator's pool of bound pairs (ports.py): a call
+receiver and the frames() event are made on first use (the jitter buffer on the
+first RTP packet: until then a tick yields silence, as an empty buffer would). RTP
+and RTCP are bare sockets read when the loop says they are readable (no asyncio
+transport), taken from and given back to the allocator's pool of bound pairs
+(ports.py), whose readers hand datagrams to the session owning the pair: a call
 binds, registers and closes no socket. ``close()`` drops every callback and hook,
 so a closed session and its call are freed by reference counting, not by the
 cyclic GC.
@@ -34,7 +36,7 @@ import numpy as np
 from siphon.events import DtmfReceived
 from siphon.io.media_clock import MediaClock
 from siphon.io.playout import FRAME_SAMPLES, PcmFrame, PlayoutQueue
-from siphon.io.ports import RtpPortAllocator, RtpPortPair
+from siphon.io.ports import MAX_RTP_DATAGRAM, RtpPortAllocator, RtpPortPair
 from siphon.io.recording import Recording, RecordingWriter
 from siphon.rtp.codecs import Codec, codec_for
 from siphon.rtp.dtmf import DtmfReceiver, DtmfSender
@@ -46,7 +48,6 @@ from siphon.rtp.rtcp import (
     RtcpScheduler,
     SenderReport,
     build_bye,
-    build_compound,
     build_rr,
     build_sdes_cname,
     build_sr,
@@ -63,14 +64,6 @@ Address = tuple[str, int]
 
 # Frames of caller audio kept for an app that reads slowly (2 s); older ones drop.
 MAX_INBOUND_FRAMES = 100
-# A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
-MAX_RTP_DATAGRAM = 1500
-# Read one byte more: a longer datagram comes truncated but still too long, and dropped.
-_RTP_READ_SIZE = MAX_RTP_DATAGRAM + 1
-# RTCP is read whole, as the transport did (a UDP datagram is at most 64 KiB).
-_MAX_UDP_DATAGRAM = 65536
-# RTCP datagrams read per wake-up: enough to drain a burst, bounded against a flood.
-_RTCP_READS_PER_WAKEUP = 32
 
 
 @dataclass(slots=True)
@@ -121,6 +114,7 @@ class RtpSession(asyncio.DatagramProtocol):
         "_sent_to",
         "_seq",
         "_silence",
+        "_silent_ticks",
         "_started",
         "_ts",
         "_wav",
@@ -179,8 +173,10 @@ class RtpSession(asyncio.DatagramProtocol):
         self.dtmf_payload_type = -1
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
-        # Made on first use (first tick or packet): a call may end before either.
+        # Made on first use (the first packet, or tick): a call may end before either.
         self._jitter: JitterBuffer | None = None
+        # Ticks answered with silence while no packet had made the jitter buffer.
+        self._silent_ticks = 0
         self._dtmf_in: DtmfReceiver | None = None
         self._dtmf_out: DtmfSender | None = None
         self._reception: ReceptionStats | None = None
@@ -205,17 +201,9 @@ class RtpSession(asyncio.DatagramProtocol):
     # -- lifecycle -------------------------------------------------------------------
     async def open(self) -> int:
         """Take an even RTP port and the RTCP port above it; returns the RTP port."""
-        loop = asyncio.get_running_loop()
-        ports = self._ports
-        pair = ports.acquire(loop)
-        try:
-            # Readers on the bare sockets, no transports: a transport per call costs its
-            # set-up and tear-down, and a pooled pair only needs its readers swapped.
-            loop.add_reader(pair.rtp.fileno(), self._rtp_readable)
-            loop.add_reader(pair.rtcp.fileno(), self._rtcp_readable)
-        except BaseException:
-            ports.discard(pair)
-            raise
+        # The pair's readers (registered once per pair, not per call) hand us what
+        # arrives from now on: no transport to set up, no reader to swap.
+        pair = self._ports.acquire(asyncio.get_running_loop(), self)
         self._pair = pair
         self.port = pair.port
         self._rtp_sock = pair.rtp
@@ -230,6 +218,7 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.codec is None or codec.name != self.codec.name:
             if self._jitter is not None:  # re-INVITE to another codec: a new stream
                 self._jitter = JitterBuffer(codec.decode)
+            self._silent_ticks = 0  # (a buffer made later starts on the new codec)
             self._silence = codec.silence(FRAME_SAMPLES)
         self.codec = codec
         self.payload_type = media.codec.payload_type
@@ -286,7 +275,7 @@ class RtpSession(asyncio.DatagramProtocol):
         pair = self._pair
         if pair is not None:
             self._pair = self._rtp_sock = self._rtcp_sock = None
-            # Pooled (our readers replaced by discarding ones) or closed.
+            # Pooled (its readers discard from now on) or closed.
             self._ports.give_back(pair)
 
     @property
@@ -304,20 +293,6 @@ class RtpSession(asyncio.DatagramProtocol):
         return playout
 
     # -- receiving -------------------------------------------------------------------
-    def _rtp_readable(self) -> None:
-        # One datagram per wake-up: the poll is level-triggered, so the loop calls again
-        # while more are queued. Reading on to EAGAIN would cost a failed recvfrom and
-        # its exception on nearly every wake-up (one packet per 20 ms): ~0.8 µs more a
-        # packet. And a flooded port gets no more than its turn per loop iteration.
-        sock = self._rtp_sock
-        if sock is None:
-            return
-        try:
-            data, addr = sock.recvfrom(_RTP_READ_SIZE)
-        except OSError:  # nothing queued (a stale wake-up), or an ICMP error consumed
-            return
-        self.datagram_received(data, addr)
-
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         stats = self.stats
         source = (str(addr[0]), int(addr[1]))
@@ -371,22 +346,8 @@ class RtpSession(asyncio.DatagramProtocol):
         jitter = self._jitter
         if jitter is None:
             jitter = self._jitter = JitterBuffer(codec.decode)
+            jitter.count_silence(self._silent_ticks)  # as if made at the first tick
         jitter.push(seq, ts, ssrc, payload, now, marker=marker)
-
-    def _rtcp_readable(self) -> None:
-        sock = self._rtcp_sock
-        if sock is None:
-            return
-        for _ in range(_RTCP_READS_PER_WAKEUP):
-            try:
-                data, addr = sock.recvfrom(_MAX_UDP_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except ConnectionRefusedError:  # ICMP for an earlier send: more may be queued
-                continue
-            except OSError:  # nothing readable now; the loop calls again if there is
-                return
-            self.rtcp_received(data, (str(addr[0]), int(addr[1])))
 
     def rtcp_received(self, data: bytes, source: Address) -> None:
         self.stats.rtcp_in += 1
@@ -410,15 +371,19 @@ class RtpSession(asyncio.DatagramProtocol):
         codec = self.codec
         if codec is None or self._closed:
             return
+        # Caller side: the next 20 ms out of the jitter buffer.
         jitter = self._jitter
         if jitter is None:
-            jitter = self._jitter = JitterBuffer(codec.decode)
-        # Caller side: the next 20 ms out of the jitter buffer.
-        frame = jitter.pop(now)
+            # Nothing received yet: silence, what an empty buffer pops. A call that never
+            # receives RTP (a test tool, a call ended at once) makes no buffer (3.4 µs).
+            self._silent_ticks += 1
+            pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)  # the app's to keep
+        else:
+            pcm = jitter.pop(now).pcm
         # Every tick yields a frame, silence included: the app's audio clock is this
         # clock (a VAD must see the silence after speech even when the caller's
         # phone stops sending packets, as DTX and many test tools do).
-        self._inbound.append(frame.pcm)
+        self._inbound.append(pcm)
         ready = self._inbound_ready
         if ready is not None:
             ready.set()
@@ -461,7 +426,7 @@ class RtpSession(asyncio.DatagramProtocol):
             self._ts = (self._ts + FRAME_SAMPLES) % TS_MOD
         if self._wav is not None and self._recorder is not None:
             right = recorded if recorded is not None else _SILENT_FRAME
-            self._recorder.write(self._wav, interleave(frame.pcm, right))
+            self._recorder.write(self._wav, interleave(pcm, right))
         # Housekeeping, cheap enough to check every tick.
         if now - self._last_rx > self.media_timeout and self.on_timeout is not None:
             callback, self.on_timeout = self.on_timeout, None
@@ -556,12 +521,15 @@ class RtpSession(asyncio.DatagramProtocol):
             parts.append(build_rr(self.ssrc, blocks))
         parts.append(build_sdes_cname(self.ssrc, self.cname))
         if bye:
-            parts.append(build_bye([self.ssrc]))
-        data = build_compound(parts)
+            parts.append(build_bye((self.ssrc,)))
+        # Joined as they are: an unpadded SR or RR first, whole packets, which is all
+        # build_compound would check (RFC 3550 §6.1).
+        data = b"".join(parts)
         if not _numeric_address(sock.family, remote):
             return  # a name would need a DNS lookup on the loop (a transport refuses too)
-        # A refusal by the kernel (an ICMP error, a full buffer) still counts, as with
-        # a transport, which reports it to a no-op ``error_received``.
+        # A refusal by the kernel (a full buffer; ICMP errors are not reported on an
+        # unconnected UDP socket) still counts, as with a transport, which reports it to
+        # a no-op ``error_received``.
         with contextlib.suppress(OSError):
             sock.sendto(data, remote)
         stats.rtcp_out += 1

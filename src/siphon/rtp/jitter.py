@@ -213,6 +213,16 @@ class JitterBuffer:
         self._seen[:] = [_NEVER] * _SEEN_SIZE
         self._reset_state()
 
+    def count_silence(self, frames: int) -> None:
+        """Account for ``frames`` pops answered with silence before this buffer was made.
+
+        An owner may make the buffer on the first packet rather than at the first
+        tick (a call may end before any arrives): until a packet is pushed ``pop``
+        only counts a SILENCE frame, which this does for the frames it answered.
+        """
+        self._silence += frames
+        self._conceal_run += frames
+
     def _reset_state(self) -> None:
         self._received = self._played = self._lost = self._late = 0
         self._duplicates = self._reordered = self._concealed = self._silence = 0

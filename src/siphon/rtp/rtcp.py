@@ -67,6 +67,10 @@ _HEADER = struct.Struct("!BBH")
 _BLOCK = struct.Struct("!IIIIII")
 _SENDER_INFO = struct.Struct("!IIIIII")
 _U32 = struct.Struct("!I")
+# The builders' fixed parts in one pack each: header, SSRC (and sender info).
+_SR_HEAD = struct.Struct("!BBHIIIIII")
+_RR_HEAD = struct.Struct("!BBHI")
+_SDES_HEAD = struct.Struct("!BBHIBB")
 
 _U32_MAX = 0xFFFFFFFF
 _LOST_MAX = 0x7FFFFF
@@ -515,31 +519,69 @@ def build_sr(
     octet_count: int,
     blocks: Iterable[ReportBlock] = (),
 ) -> bytes:
-    """An SR packet. Packet and octet counts wrap modulo 2**32 (RFC 3550 §6.4.1)."""
-    return SenderReport(
-        ssrc,
-        ntp_sec,
-        ntp_frac,
-        rtp_ts,
-        packet_count & _U32_MAX,
-        octet_count & _U32_MAX,
-        tuple(blocks),
-    ).to_bytes()
+    """An SR packet. Packet and octet counts wrap modulo 2**32 (RFC 3550 §6.4.1).
+
+    The bytes of ``SenderReport(...).to_bytes()``, packed directly: every call sends
+    one with its RTCP BYE (RFC 3550 §6.3.7), so call teardown pays for it.
+    """
+    listed = tuple(blocks)
+    body = _pack_blocks(listed)  # at most 31 (checked there)
+    count = len(listed)
+    try:
+        head = _SR_HEAD.pack(
+            0x80 | count,
+            RTCP_SR,
+            6 + 6 * count,  # length in words minus one: SSRC, sender info, blocks
+            ssrc,
+            ntp_sec,
+            ntp_frac,
+            rtp_ts,
+            packet_count & _U32_MAX,
+            octet_count & _U32_MAX,
+        )
+    except struct.error as exc:
+        raise ConfigError(f"RTCP field out of range: {exc}") from None
+    return head + body
 
 
 def build_rr(ssrc: int, blocks: Iterable[ReportBlock] = ()) -> bytes:
     """An RR packet (a participant that has not sent RTP since the last report)."""
-    return ReceiverReport(ssrc, tuple(blocks)).to_bytes()
+    listed = tuple(blocks)
+    body = _pack_blocks(listed)
+    count = len(listed)
+    try:
+        head = _RR_HEAD.pack(0x80 | count, RTCP_RR, 1 + 6 * count, ssrc)
+    except struct.error as exc:
+        raise ConfigError(f"RTCP field out of range: {exc}") from None
+    return head + body
 
 
 def build_sdes_cname(ssrc: int, cname: str) -> bytes:
     """An SDES packet with one chunk carrying only the CNAME (RFC 3550 §6.5.1)."""
-    return SourceDescription((SdesChunk(ssrc, (SdesItem(SDES_CNAME, cname.encode()),)),)).to_bytes()
+    value = cname.encode()
+    if len(value) > 255:
+        raise ConfigError("an SDES item holds at most 255 octets")
+    size = 2 + len(value)  # the item; then the null item, padded to a word boundary
+    nulls = 4 - size % 4
+    try:
+        head = _SDES_HEAD.pack(
+            0x81, RTCP_SDES, (4 + size + nulls) // 4, ssrc, SDES_CNAME, len(value)
+        )
+    except struct.error as exc:
+        raise ConfigError(f"RTCP field out of range: {exc}") from None
+    return head + value + bytes(nulls)
 
 
 def build_bye(ssrcs: Iterable[int], reason: str | None = None) -> bytes:
     """A BYE packet for ``ssrcs`` with an optional reason (at most 255 UTF-8 octets)."""
-    return Bye(tuple(ssrcs), reason).to_bytes()
+    listed = tuple(ssrcs)
+    count = len(listed)
+    if reason is not None or count > 31:  # a reason, or too many for the 5-bit SC field
+        return Bye(listed, reason).to_bytes()
+    try:
+        return struct.pack(f"!BBH{count}I", 0x80 | count, RTCP_BYE, count, *listed)
+    except struct.error as exc:
+        raise ConfigError(f"RTCP field out of range: {exc}") from None
 
 
 def build_compound(packets: Iterable[RtcpPacket | bytes], *, strict: bool = True) -> bytes:
