@@ -271,6 +271,7 @@ def test_the_default_pool_fits_the_range_and_the_fd_limit() -> None:
 
 async def test_pairs_pooled_too_long_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ports_module, "POOL_MAX_IDLE", 0.05)
+    monkeypatch.setattr(ports_module, "_TRIM_PER_TIMER", 0)  # the release path alone
     ports = _ports(quarantine=60)
     loop = asyncio.get_running_loop()
     try:
@@ -284,6 +285,36 @@ async def test_pairs_pooled_too_long_are_closed(monkeypatch: pytest.MonkeyPatch)
         assert not _bindable(old[2].port)
     finally:
         ports.close()
+
+
+async def test_an_idle_pool_is_emptied_by_its_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports_module, "POOL_MAX_IDLE", 0.05)
+    monkeypatch.setattr(ports_module, "_TRIM_PER_TIMER", 2)  # a pass cut short re-arms
+    ports = _ports(quarantine=60)
+    loop = asyncio.get_running_loop()
+    try:
+        pairs = [ports.acquire(loop) for _ in range(5)]
+        for pair in pairs:
+            ports.give_back(pair)
+        assert ports.pooled == 5
+        for _ in range(100):  # no call comes: only the timer can close them
+            if ports.pooled == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert ports.pooled == 0
+        assert all(_bindable(pair.port) for pair in pairs)
+        assert ports._trim_timer is None  # nothing left to trim: no timer either
+    finally:
+        ports.close()
+
+
+async def test_closing_the_allocator_cancels_its_trim_timer() -> None:
+    ports = _ports(quarantine=60)
+    ports.give_back(ports.acquire(asyncio.get_running_loop()))
+    timer = ports._trim_timer
+    assert timer is not None
+    ports.close()
+    assert ports._trim_timer is None and timer.cancelled()
 
 
 def test_a_pair_pooled_under_a_closed_loop_is_closed_not_reused() -> None:

@@ -41,6 +41,8 @@ REUSE_QUARANTINE = 2.0
 # pool would otherwise hold its sockets for good); at most this many per release.
 POOL_MAX_IDLE = 30.0
 _TRIM_PER_RELEASE = 2
+# Pairs the idle timer closes per pass (~5 µs each: a pass must not stall the loop).
+_TRIM_PER_TIMER = 256
 # Stale datagrams read per wake-up of a pooled socket, and at most on reuse (a
 # receive queue holds a few hundred small datagrams; a flood must not stall us).
 _STALE_READS_PER_WAKEUP = 32
@@ -134,6 +136,7 @@ class RtpPortAllocator:
         self._pool: deque[RtpPortPair] = deque()
         self.stats = PoolStats()
         self._closed = False
+        self._trim_timer: asyncio.TimerHandle | None = None
         # Closes pooled sockets if nobody called close() (no unclosed-socket warnings).
         self._finalizer = weakref.finalize(self, _close_pairs, self._pool)
 
@@ -231,6 +234,23 @@ class RtpPortAllocator:
             if now - pool[0].released_at <= POOL_MAX_IDLE:  # never the pair just added
                 break
             self._close_pair(pool.popleft())
+        if self._trim_timer is None:
+            # Releases trim as they come; this timer trims a pool no call touches any
+            # more (an idle server must not keep its ports and fds for good).
+            self._trim_timer = loop.call_later(POOL_MAX_IDLE, self._trim_idle)
+
+    def _trim_idle(self) -> None:
+        self._trim_timer = None
+        pool = self._pool
+        now = time.monotonic()
+        for _ in range(_TRIM_PER_TIMER):
+            if not pool or now - pool[0].released_at <= POOL_MAX_IDLE:
+                break
+            self._close_pair(pool.popleft())
+        if pool and not self._closed and not pool[0].loop.is_closed():
+            # Next when the oldest pair expires (at once if this pass was cut short).
+            delay = max(0.05, pool[0].released_at + POOL_MAX_IDLE - now)
+            self._trim_timer = pool[0].loop.call_later(delay, self._trim_idle)
 
     def discard(self, pair: RtpPortPair) -> None:
         """Close ``pair`` (not pooled) and free its port."""
@@ -240,6 +260,9 @@ class RtpPortAllocator:
     def close(self) -> None:
         """Close every pooled pair; pairs given back later are closed, not pooled."""
         self._closed = True
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
         while self._pool:
             self._close_pair(self._pool.popleft())
 
