@@ -246,7 +246,9 @@ def highest_rate(
     if not high:
         print(f"  every rate up to --max-rate {max_rate} passed: raise it to find the limit")
     else:
-        for _ in range(3):
+        # Five halvings: the doubling leaves a factor of 2 to resolve, and near a
+        # UAS's limit a few percent decide whether a trial passes.
+        for _ in range(5):
             mid = (low + high) // 2
             if mid - low < max(20, low // 20):
                 break
