@@ -65,6 +65,7 @@ async def client_agent(timers: SipTimers = FAST_TIMERS) -> AsyncIterator[UserAge
         yield ua
     finally:
         stack.close()
+        ua.ports.close()
 
 
 class _Collector(asyncio.DatagramProtocol):

@@ -9,6 +9,7 @@ the business of the ``RequestHandler`` (the user agent, ``user_agent.py``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -96,6 +97,10 @@ def response_destination(via: Via, source: Address, reliable: bool) -> Address:
 
 # Final failures that are part of normal call flow, not rejections worth a log line.
 _ROUTINE_FAILURES = frozenset({401, 407, 480, 486, 487, 603})
+
+
+# Tries at a port number free for every transport when the caller lets the kernel choose.
+_EPHEMERAL_ATTEMPTS = 8
 
 
 class ServerTxn(_ServerTransaction[Any]):
@@ -349,18 +354,37 @@ class SipStack:
         if self._queue is None:
             self._queue = TimerQueue(loop)
         for name in transports:
+            if name.upper() not in ("UDP", "TCP"):
+                raise ValueError(f"unknown SIP transport {name!r}: use 'udp' or 'tcp'")
+        # Port 0: the first transport takes the kernel's choice and the others the same
+        # number, which another socket may already hold for their protocol: try anew.
+        attempts = _EPHEMERAL_ATTEMPTS if port == 0 and len(transports) > 1 else 1
+        for attempt in range(attempts):
+            opened: list[str] = []
+            try:
+                await self._listen_all(host, port, transports, opened)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+                for kind in opened:
+                    self._listeners.pop(kind).transport.close()
+
+    async def _listen_all(
+        self, host: str, port: int, transports: tuple[str, ...], opened: list[str]
+    ) -> None:
+        for name in transports:
             kind = name.upper()
             transport: SipTransport
             if kind == "UDP":
                 transport = await UdpTransport.listen(self, host, port)
-            elif kind == "TCP":
-                transport = await TcpTransport.listen(self, host, port)
             else:
-                raise ValueError(f"unknown SIP transport {name!r}: use 'udp' or 'tcp'")
+                transport = await TcpTransport.listen(self, host, port)
             local = transport.local_address
             port = local[1]  # port 0 -> the kernel's choice, shared by the next transport
             adv_host = self.advertised_host or advertised_address(local[0])
             self._listeners[kind] = Listener(transport, (uri_host(adv_host), local[1]))
+            opened.append(kind)
             log.info("SIP listening on %s %s:%d", kind, local[0], local[1])
 
     def close(self) -> None:
