@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from siphon.app import App, ServerConfig, SipServer
@@ -23,6 +24,29 @@ SDP_OFFER = (
     "m=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n"
     "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
 )
+
+
+def free_port_base(span: int, low: int = 20000, high: int = 32700) -> int:
+    """An even port where ``span`` consecutive UDP ports are free now, drawn at random.
+
+    Below the kernel's ephemeral range (32768+), where clients and SIPp bind port 0; probed
+    on the wildcard address, which conflicts with a bind on any address.
+    """
+    for _ in range(64):
+        base = low + secrets.randbelow((high - low - span) // 2) * 2
+        probes: list[socket.socket] = []
+        try:
+            for port in range(base, base + span):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                probes.append(probe)
+                probe.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+        return base
+    raise RuntimeError(f"no {span} free consecutive UDP ports in {low}-{high}")
 
 
 def _rtp_range() -> tuple[int, int]:

@@ -20,6 +20,7 @@ from siphon.io.rtp_session import RtpSession
 from siphon.rtp.packet import build_rtp
 from siphon.rtp.rtcp import build_sr
 from siphon.sip.sdp import PCMU, Direction, NegotiatedMedia
+from tests.io.helpers import free_port_base
 
 LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
 try:
@@ -31,7 +32,7 @@ else:
 
 
 def _ports(pairs: int = 9, **kwargs: float | int) -> RtpPortAllocator:
-    base = 36200 + secrets.randbelow(80) * 40  # below the ephemeral range
+    base = free_port_base(2 * pairs + 2)
     return RtpPortAllocator(base, base + 2 * pairs, **kwargs)  # type: ignore[arg-type]
 
 

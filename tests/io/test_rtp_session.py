@@ -21,6 +21,7 @@ from siphon.io.rtp_session import RtpSession
 from siphon.rtp.packet import build_rtp
 from siphon.rtp.rtcp import Bye, SenderReport, SourceDescription, parse_rtcp
 from siphon.sip.sdp import PCMA, TELEPHONE_EVENT, Direction, NegotiatedMedia
+from tests.io.helpers import free_port_base
 
 
 def _media(port: int) -> NegotiatedMedia:
@@ -43,7 +44,7 @@ async def pair(
     recorder: RecordingWriter | None = None,
     recording_path: Path | None = None,
 ) -> AsyncIterator[tuple[RtpSession, RtpSession]]:
-    base = 32000 + secrets.randbelow(30) * 20  # below the ephemeral range
+    base = free_port_base(20)
     ports = RtpPortAllocator(base, base + 18)
     clock = MediaClock()
     a = RtpSession(
@@ -59,6 +60,7 @@ async def pair(
     finally:
         a.close()
         b.close()
+        ports.close()  # the pooled pairs too: a later test may draw the same base
         clock.close()
 
 
@@ -234,7 +236,7 @@ async def _session_towards_catcher(
 
 async def test_rtcp_bye_only_after_we_sent_something() -> None:
     """RFC 3550 §6.3.7: a participant that never sent RTP or RTCP MUST NOT send a BYE."""
-    base = 33000 + secrets.randbelow(30) * 20
+    base = free_port_base(20)
     ports = RtpPortAllocator(base, base + 18)
     clock = MediaClock()
     try:
@@ -258,4 +260,5 @@ async def test_rtcp_bye_only_after_we_sent_something() -> None:
         # A compound packet: SR first (RFC 3550 §6.1), SDES, then our BYE.
         assert kinds == [SenderReport, SourceDescription, Bye]
     finally:
+        ports.close()
         clock.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import secrets
 import socket
 import weakref
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from siphon.rtp.jitter import JitterBuffer
 from siphon.rtp.packet import build_rtp
 from siphon.rtp.rtcp import ReceiverReport, build_sr, parse_rtcp
 from siphon.sip.sdp import PCMA, PCMU, TELEPHONE_EVENT, Direction, NegotiatedMedia
+from tests.io.helpers import free_port_base
 
 LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
 try:
@@ -34,9 +34,23 @@ else:
     LOOPS.append(uvloop.new_event_loop)
 
 
+_ALLOCATORS: list[RtpPortAllocator] = []
+
+
 def _ports() -> RtpPortAllocator:
-    base = 34000 + secrets.randbelow(100) * 20  # below the ephemeral range
-    return RtpPortAllocator(base, base + 18)
+    base = free_port_base(20)
+    ports = RtpPortAllocator(base, base + 18)
+    _ALLOCATORS.append(ports)
+    return ports
+
+
+@pytest.fixture(autouse=True)
+def _close_port_pools() -> Iterator[None]:
+    # A closed session's pair stays pooled (and bound) until its allocator closes: a later
+    # test drawing the same random base must find its ports free.
+    yield
+    while _ALLOCATORS:
+        _ALLOCATORS.pop().close()
 
 
 def _media(port: int, *, dtmf: bool = True) -> NegotiatedMedia:

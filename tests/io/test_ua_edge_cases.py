@@ -334,13 +334,13 @@ async def test_ipv6_call_end_to_end() -> None:
         from siphon.io.ports import RtpPortAllocator
         from siphon.io.sip_stack import SipStack
         from siphon.io.user_agent import UaConfig, UserAgent
-        from tests.io.helpers import FAST_TIMERS
+        from tests.io.helpers import FAST_TIMERS, free_port_base
 
         stack = SipStack(timers=FAST_TIMERS)
         await stack.listen(client_stack_host, 0, ("udp",))
         ua = UserAgent(
             stack,
-            ports=RtpPortAllocator(36000, 36100, host="::1"),
+            ports=RtpPortAllocator(base := free_port_base(100), base + 98, host="::1"),
             config=UaConfig(media_host="::1"),
         )
         try:
@@ -350,6 +350,7 @@ async def test_ipv6_call_end_to_end() -> None:
             await call.hangup()
             await wait_for(lambda: not server.calls)
         finally:
+            ua.ports.close()
             stack.close()
 
 
