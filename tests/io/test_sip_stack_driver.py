@@ -79,8 +79,8 @@ async def test_one_object_per_server_transaction() -> None:
     assert invite.tx is invite and bye.tx is bye
     assert invite.state is ServerInviteState.PROCEEDING
     assert bye.state is ServerNonInviteState.TRYING
-    # §17.2.1: the 100 Trying went out at once, before the TU saw the INVITE.
-    assert _first_lines(transport) == [b"SIP/2.0 100 Trying"]
+    # §17.2.1: no 100 Trying yet; the TU may ring or answer before the Trying timer.
+    assert _first_lines(transport) == []
     # Nothing else of the transaction's own kind hangs off it (no separate driver).
     assert not any(isinstance(o, _Transaction) for o in gc.get_referents(invite))
     stack.close()
@@ -149,7 +149,29 @@ async def test_cancel_is_passed_up_with_its_invite_transaction() -> None:
     (invite,) = handler.txns
     ((cancel, target),) = handler.cancels
     assert target is invite and cancel.method == "CANCEL"
-    assert _first_lines(transport) == [b"SIP/2.0 100 Trying", b"SIP/2.0 200 OK"]
+    assert _first_lines(transport) == [b"SIP/2.0 200 OK"]  # the CANCEL's own 200
+    stack.close()
+
+
+async def test_100_trying_goes_out_when_the_tu_is_silent_at_the_trying_timer() -> None:
+    # RFC 3261 §17.2.1: 100 Trying unless the TU responds within 200 ms.
+    handler = Scripted()
+    stack = _stack(handler)
+    transport = FakeTransport()
+    stack.message_received(_request("INVITE", 1, "1-1", 1), SOURCE, transport)
+    stack.message_received(_request("INVITE", 1, "1-2", 2), SOURCE, transport)
+    silent, ringing = handler.txns
+    ringing.reply(180, to_tag="srv")
+    assert not silent.final_sent and silent.last_response is None
+    assert _first_lines(transport) == [b"SIP/2.0 180 Ringing"]
+    await asyncio.sleep(stack.timers.trying + 0.05)
+    assert _first_lines(transport) == [b"SIP/2.0 180 Ringing", b"SIP/2.0 100 Trying"]
+    assert transport.sent[1][0].split(b"\r\n")[1].endswith(b"branch=z9hG4bK-1-1")
+    # The retransmitted INVITE gets the 100 again; the ringing one its 180.
+    stack.message_received(_request("INVITE", 1, "1-1", 1), SOURCE, transport)
+    stack.message_received(_request("INVITE", 1, "1-2", 2), SOURCE, transport)
+    assert _first_lines(transport)[2:] == [b"SIP/2.0 100 Trying", b"SIP/2.0 180 Ringing"]
+    assert len(handler.txns) == 2
     stack.close()
 
 

@@ -108,8 +108,8 @@ async def test_lingering_transactions_let_go_of_messages_and_keep_answering() ->
     _call(stack, transport, 1)
     invite, bye = handler.txns
     assert stack.transaction_count == 2
+    # The TU rang at once: no 100 Trying (RFC 3261 §17.2.1).
     assert [data.split(b"\r\n", 1)[0] for data, _ in transport.sent] == [
-        b"SIP/2.0 100 Trying",
         b"SIP/2.0 180 Ringing",
         b"SIP/2.0 200 OK",
         b"SIP/2.0 200 OK",
@@ -124,10 +124,10 @@ async def test_lingering_transactions_let_go_of_messages_and_keep_answering() ->
     # RFC 3261 §17.2.2: a retransmitted BYE gets the very same 200 again.
     bye_200 = transport.sent[-1]
     stack.message_received(_request("BYE", 1, "1-3", 2, "srv"), SOURCE, transport)
-    assert transport.sent[-1] == bye_200 and len(transport.sent) == 5
+    assert transport.sent[-1] == bye_200 and len(transport.sent) == 4
     # RFC 6026 §7.1: a retransmitted INVITE is absorbed in Accepted (the TU resends 2xx).
     stack.message_received(_request("INVITE", 1, "1-1", 1), SOURCE, transport)
-    assert len(transport.sent) == 5
+    assert len(transport.sent) == 4
     stack.close()
 
 
@@ -137,8 +137,8 @@ async def test_lingering_timers_need_no_queue_entry_each() -> None:
     for n in range(200):
         _call(stack, transport, n)
     assert stack.transaction_count == 400
-    # Timers L and J of 400 transactions: one wake-up per timer lane.
-    assert len(stack.timer_queue) == 2
+    # Timers L, J and Trying of 400 transactions: one wake-up per timer lane.
+    assert len(stack.timer_queue) == 3
     stack.close()
 
 
@@ -165,11 +165,10 @@ async def test_rejected_invite_without_ack_retransmits_then_times_out() -> None:
     (invite,) = handler.txns
     await asyncio.sleep(64 * timers.t1 + 0.1)
     sent = [data for data, _ in transport.sent]
-    assert sent[0].startswith(b"SIP/2.0 100 Trying")
-    busy = sent[1]
+    busy = sent[0]  # answered at once: no 100 Trying (§17.2.1)
     assert busy.startswith(b"SIP/2.0 486 Busy Here")
     # Timer G resent the same bytes (§17.2.1) until H ended the transaction.
-    assert len(sent) > 4 and set(sent[1:]) == {busy}
+    assert len(sent) > 4 and set(sent) == {busy}
     assert handler.timeouts == [invite]
     assert stack.transaction_count == 0
     stack.close()
@@ -187,7 +186,7 @@ async def test_acked_rejection_stops_retransmitting() -> None:
     stack.message_received(_request("ACK", 1, "1-1", 1, "srv"), SOURCE, transport)
     assert not invite.handles  # G and H cancelled; I rides its lane
     await asyncio.sleep(timers.t4 + 0.05)
-    assert len(transport.sent) == 2  # 100 and 603, never resent
+    assert len(transport.sent) == 1  # the 603, never resent
     assert stack.transaction_count == 0
     stack.close()
 

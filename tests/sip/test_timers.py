@@ -30,6 +30,7 @@ def test_defaults_are_rfc_3261_values() -> None:
         (TimerName.K, 5.0, 0.0),
         (TimerName.L, 32.0, 32.0),
         (TimerName.M, 32.0, 32.0),
+        (TimerName.TRYING, 0.1, 0.1),  # §17.2.1: within 200 ms, whatever the transport
     ],
 )
 def test_default_durations(name: TimerName, unreliable: float, reliable: float) -> None:
@@ -100,11 +101,23 @@ def test_retransmission_timers() -> None:
         ({"t2": 0.25}, r"t2 \(0.25\) must be >= t1 \(0.5\): raise t2 or lower t1"),
         ({"t1": "0.5"}, "t1 must be a number of seconds"),
         ({"t2": True}, "t2 must be a number of seconds"),
+        ({"trying": 0.25}, r"trying must be 0 to 0.2 seconds \(RFC 3261 §17.2.1"),
+        ({"trying": -0.01}, "trying must be 0 to 0.2 seconds"),
+        ({"trying": math.nan}, "trying must be 0 to 0.2 seconds"),
+        ({"trying": True}, "trying must be 0 to 0.2 seconds"),
+        ({"trying": "0.1"}, "trying must be 0 to 0.2 seconds"),
     ],
 )
 def test_validation(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SipTimers(**kwargs)  # type: ignore[arg-type]
+
+
+def test_trying_zero_and_the_rfc_bound_are_accepted() -> None:
+    assert SipTimers(trying=0).for_timer(TimerName.TRYING, False) == 0.0
+    assert SipTimers(trying=0.2).for_timer("trying", True) == 0.2
+    # Independent of T1: a fast test's T1 leaves the 100 Trying where §17.2.1 puts it.
+    assert SipTimers(t1=0.05, t2=0.4).for_timer(TimerName.TRYING, False) == 0.1
 
 
 def test_t2_equal_to_t1_is_fine() -> None:

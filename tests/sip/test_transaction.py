@@ -58,6 +58,7 @@ A, B, D, E, F, G, H, I, J, K, L, M = (  # noqa: E741 - the RFC names
     TimerName.L,
     TimerName.M,
 )
+TRYING = TimerName.TRYING  # §17.2.1's 200 ms, SipTimers.trying
 TIMERS = SipTimers()
 NOW = 10.0  # when a row's non-timer input happens; the arrangement happens at 0
 
@@ -287,6 +288,7 @@ SERVER_INVITE = Harness(
         Input.TIMER_H: fire(H),
         Input.TIMER_I: fire(I),
         Input.TIMER_L: fire(L),
+        Input.TIMER_TRYING: fire(TRYING),
         Input.TRANSPORT_ERROR: transport_error,
     },
 )
@@ -420,7 +422,10 @@ ROWS: list[Row] = [
         lambda t, m: [Terminated()]),
     # ---- INVITE server (RFC 3261 Figure 7, RFC 6026 Figure 7) ----
     Row("server_invite", _SI.PROCEEDING, Input.START, _SI.PROCEEDING,
-        lambda t, m: [last_sent(t), Deliver(m.invite)]),
+        lambda t, m: [StartTimer(TRYING, NOW + 0.1), Deliver(m.invite)]),
+    # The TU has sent nothing yet: 100 Trying, once the timer fires or the INVITE is resent.
+    Row("server_invite", _SI.PROCEEDING, Input.TIMER_TRYING, _SI.PROCEEDING,
+        lambda t, m: [last_sent(t)]),
     Row("server_invite", _SI.PROCEEDING, Input.RECV_RETRANSMISSION, _SI.PROCEEDING,
         lambda t, m: [last_sent(t)]),
     Row("server_invite", _SI.PROCEEDING, Input.SEND_1XX, _SI.PROCEEDING,
@@ -651,12 +656,12 @@ def test_udp_server_invite_timer_g_until_h() -> None:
     driver.handle(0.0, txn.start(0.0))
     driver.handle(0.0, txn.send_response(m.s3xx, 0.0))
     driver.run_until(100.0)
+    # The TU answered before the Trying timer: no 100 Trying (§17.2.1).
     sends = [(when, a) for when, a in driver.log if isinstance(a, Send)]
-    assert sends[0][1].message.status == 100  # type: ignore[union-attr]
-    assert [when for when, _ in sends[1:]] == [
+    assert [when for when, _ in sends] == [
         0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5,
     ]  # fmt: skip
-    assert all(a == sent(m.s3xx) for _, a in sends[1:])
+    assert all(a == sent(m.s3xx) for _, a in sends)
     assert driver.log[-2:] == [(32.0, TimedOut(H)), (32.0, Terminated())]
 
 
@@ -801,22 +806,59 @@ def test_server_accepted() -> None:
 def test_server_invite_retransmission_in_proceeding_resends_latest_provisional() -> None:
     m = Msgs()
     txn = ServerInviteTransaction(m.invite, reliable=False, timers=TIMERS)
-    start_actions = txn.start(0.0)
+    assert txn.start(0.0) == [StartTimer(TRYING, 0.1), Deliver(m.invite)]
+    assert txn.last_response is None  # the TU may still ring or answer in time
+    # The INVITE came again before the TU responded: 100 Trying quenches it at once.
+    actions = txn.receive(m.invite_again, 0.05)
     trying = txn.last_response
     assert trying is not None and trying.status == 100
     assert trying.to_tag is None  # §17.2.1: no To tag on 100 Trying
-    assert start_actions == [sent(trying), Deliver(m.invite)]
-    assert txn.receive(m.invite_again, 0.1) == [sent(trying)]
-    txn.send_response(m.s1xx, 0.2)
-    assert txn.receive(m.invite_again, 0.3) == [sent(m.s1xx)]
+    assert actions == [sent(trying)]
+    assert txn.timer_fired(TRYING, 0.1) == []  # sent already
+    assert txn.receive(m.invite_again, 0.2) == [sent(trying)]  # resent, not made again
+    txn.send_response(m.s1xx, 0.3)
+    assert txn.receive(m.invite_again, 0.4) == [sent(m.s1xx)]
+
+
+def test_server_invite_100_trying_only_when_the_tu_is_silent_at_the_trying_timer() -> None:
+    m = Msgs()
+    silent = ServerInviteTransaction(m.invite, reliable=False, timers=TIMERS)
+    silent.start(0.0)
+    actions = silent.timer_fired(TRYING, 0.1)
+    assert silent.last_response is not None and silent.last_response.status == 100
+    assert actions == [sent(silent.last_response)]
+    assert silent.receive(m.invite_again, 0.5) == actions  # the 100 is what is resent
+    # A TU that rang first: the timer finds a response out and sends nothing.
+    ringing = ServerInviteTransaction(m.invite, reliable=False, timers=TIMERS)
+    ringing.start(0.0)
+    ringing.send_response(m.s1xx, 0.01)
+    assert ringing.timer_fired(TRYING, 0.1) == []
+    assert ringing.last_response is m.s1xx
+    # Answered: Accepted has no row for the timer, it is absorbed.
+    answered = ServerInviteTransaction(m.invite, reliable=True, timers=TIMERS)
+    answered.start(0.0)
+    answered.send_response(m.s2xx, 0.01)
+    assert answered.timer_fired(TRYING, 0.1) == []
+    assert answered.state is ServerInviteState.ACCEPTED
+
+
+def test_server_invite_trying_zero_sends_100_once_the_tu_has_seen_the_invite() -> None:
+    m = Msgs()
+    txn = ServerInviteTransaction(m.invite, reliable=False, timers=SipTimers(trying=0))
+    actions = txn.start(0.0)
+    assert txn.last_response is not None and txn.last_response.status == 100
+    # The TU saw the INVITE first (it could have answered from Deliver), then the 100.
+    assert actions == [Deliver(m.invite), sent(txn.last_response)]
+    assert txn.deadlines == {}
 
 
 def test_server_invite_without_automatic_100_trying() -> None:
     m = Msgs()
     txn = ServerInviteTransaction(m.invite, reliable=False, timers=TIMERS, send_100_trying=False)
-    assert txn.start(0.0) == [Deliver(m.invite)]
+    assert txn.start(0.0) == [StartTimer(TRYING, 0.1), Deliver(m.invite)]
+    assert txn.timer_fired(TRYING, 0.1) == []
     assert txn.last_response is None
-    assert txn.receive(m.invite_again, 0.1) == []  # nothing to resend yet
+    assert txn.receive(m.invite_again, 0.2) == []  # nothing to resend yet
 
 
 # --- ACK for a non-2xx final ---------------------------------------------------------------

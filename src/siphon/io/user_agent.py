@@ -284,7 +284,8 @@ class UserAgent:
         if len(contacts) != 1 or contacts[0].wildcard:
             txn.reply(400, "Missing or Bad Contact")
             return
-        # (The INVITE server transaction has already sent 100 Trying, RFC 3261 §17.2.1.)
+        # (The INVITE server transaction sends 100 Trying if the app has not rung or
+        # answered when its Trying timer fires, RFC 3261 §17.2.1.)
         call = SipCall(
             self,
             direction="inbound",

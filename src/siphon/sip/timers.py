@@ -21,10 +21,17 @@ L       Accepted: wait for INVITE     64*T1                  64*T1
         retransmits (RFC 6026)
 M       Accepted: wait for 2xx        64*T1                  64*T1
         retransmits (RFC 6026)
+Trying  wait for the TU's first       ``trying`` (0.1 s)     ``trying``
+        INVITE response, then send
+        100 Trying (§17.2.1)
 ======  ============================  =====================  ============
 
 Timer D must be *at least* 32 s on unreliable transports (§17.1.1.2); it also never
 drops below 64*T1, the time a server may keep retransmitting its final response.
+
+The Trying timer is not named by the RFC; it carries the 200 ms of §17.2.1: the server
+transaction MUST send 100 Trying unless the TU sends a response within 200 ms. A TU
+that rings or answers at once saves a datagram each way per call.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ __all__ = ["RETRANSMISSION_TIMERS", "SipTimers", "TimerName"]
 
 
 class TimerName(Enum):
-    """The named timers of RFC 3261 §17 (A-K) and RFC 6026 (L, M)."""
+    """The named timers of RFC 3261 §17 (A-K), RFC 6026 (L, M) and §17.2.1's Trying."""
 
     A = "A"
     B = "B"
@@ -51,6 +58,7 @@ class TimerName(Enum):
     K = "K"
     L = "L"
     M = "M"
+    TRYING = "TRYING"  # §17.2.1's 200 ms: 100 Trying unless the TU has responded
 
     # Members are singletons compared by identity: identity hashing (C) is equivalent
     # to Enum's hash of the name (Python), and timers are dictionary keys on hot paths.
@@ -66,6 +74,9 @@ _RUN_FOR_64_T1 = frozenset({TimerName.B, TimerName.F, TimerName.H, TimerName.L, 
 
 # RFC 3261 §17.1.1.2: Timer D is at least 32 s on unreliable transports.
 _TIMER_D_MINIMUM = 32.0
+
+# RFC 3261 §17.2.1: 100 Trying within 200 ms unless the TU responds first.
+_TRYING_MAXIMUM = 0.2
 
 
 def _check(name: str, value: object, default: float) -> float:
@@ -89,12 +100,16 @@ class SipTimers:
 
     ``t1`` estimates the round-trip time, ``t2`` caps the retransmit interval of
     non-INVITE requests and INVITE responses, ``t4`` is how long a message may live
-    in the network. Raises ``ValueError`` unless ``t1 > 0``, ``t2 >= t1`` and ``t4 > 0``.
+    in the network. ``trying`` is how long an INVITE server transaction waits for the
+    TU's first response before it sends 100 Trying itself (0 sends it once the TU has
+    seen the INVITE, unless it responded; at most 0.2 s, §17.2.1). Raises
+    ``ValueError`` unless ``t1 > 0``, ``t2 >= t1``, ``t4 > 0`` and ``0 <= trying <= 0.2``.
     """
 
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    trying: float = 0.1
 
     def __post_init__(self) -> None:
         t1 = _check("t1", self.t1, 0.5)
@@ -103,6 +118,16 @@ class SipTimers:
         if t2 < t1:
             raise ValueError(
                 f"SipTimers.t2 ({self.t2}) must be >= t1 ({self.t1}): raise t2 or lower t1"
+            )
+        trying = self.trying
+        if (
+            isinstance(trying, bool)
+            or not isinstance(trying, int | float)
+            or not 0 <= trying <= _TRYING_MAXIMUM
+        ):
+            raise ValueError(
+                f"SipTimers.trying must be 0 to {_TRYING_MAXIMUM} seconds (RFC 3261 §17.2.1: "
+                f"100 Trying within 200 ms unless the TU responds; default 0.1), got {trying!r}"
             )
 
     @property
@@ -128,6 +153,8 @@ class SipTimers:
             return 0.0 if reliable else 64 * self.t1
         if timer is TimerName.D:
             return 0.0 if reliable else max(_TIMER_D_MINIMUM, 64 * self.t1)
+        if timer is TimerName.TRYING:
+            return float(self.trying)
         # I, K
         return 0.0 if reliable else self.t4
 

@@ -176,6 +176,7 @@ class Input(_Vocabulary):
     TIMER_K = "Timer K"
     TIMER_L = "Timer L"
     TIMER_M = "Timer M"
+    TIMER_TRYING = "Timer Trying"
     TRANSPORT_ERROR = "transport error"
 
 
@@ -193,7 +194,7 @@ class Step(_Vocabulary):
 
     SEND_REQUEST = "send (or retransmit) the request"
     SEND_ACK = "build and send the ACK for a 300-699 response (§17.1.1.3)"
-    SEND_TRYING = "send 100 Trying (§17.2.1), unless disabled"
+    SEND_TRYING = "send 100 Trying (§17.2.1) if no response was sent, unless disabled"
     SEND_RESPONSE = "send the TU's response and remember it"
     RESEND_LAST_RESPONSE = "resend the last response sent, if any"
     DELIVER = "pass the message to the TU"
@@ -213,6 +214,7 @@ class Step(_Vocabulary):
     START_K = "start Timer K"
     START_L = "start Timer L"
     START_M = "start Timer M"
+    START_TRYING = "start the Trying timer (§17.2.1's 200 ms)"
     # Restart a retransmission timer with a longer interval (SipTimers.backoff).
     BACKOFF_A = "restart Timer A, doubled"
     BACKOFF_E = "restart Timer E, doubled up to T2"
@@ -362,9 +364,13 @@ _SI = ServerInviteState
 SERVER_INVITE_TABLE: Mapping[tuple[ServerInviteState, Input], Transition[ServerInviteState]]
 SERVER_INVITE_TABLE = MappingProxyType(
     {
-        # §17.2.1: quench retransmissions with 100 Trying, pass the INVITE up.
-        (_SI.PROCEEDING, Input.START): _to(_SI.PROCEEDING, Step.SEND_TRYING, Step.DELIVER),
-        (_SI.PROCEEDING, Input.RECV_RETRANSMISSION): _to(_SI.PROCEEDING, Step.RESEND_LAST_RESPONSE),
+        # §17.2.1: pass the INVITE up; 100 Trying quenches retransmissions unless the
+        # TU responds before the Trying timer (at most 200 ms) or the INVITE comes again.
+        (_SI.PROCEEDING, Input.START): _to(_SI.PROCEEDING, Step.START_TRYING, Step.DELIVER),
+        (_SI.PROCEEDING, Input.TIMER_TRYING): _to(_SI.PROCEEDING, Step.SEND_TRYING),
+        (_SI.PROCEEDING, Input.RECV_RETRANSMISSION): _to(
+            _SI.PROCEEDING, Step.RESEND_LAST_RESPONSE, Step.SEND_TRYING
+        ),
         (_SI.PROCEEDING, Input.SEND_1XX): _to(_SI.PROCEEDING, Step.SEND_RESPONSE),
         # RFC 6026 (§17.2.1 as updated): 2xx -> Accepted; the TU retransmits it (§13.3.1.4).
         (_SI.PROCEEDING, Input.SEND_2XX): _to(_SI.ACCEPTED, Step.SEND_RESPONSE, Step.START_L),
@@ -1053,9 +1059,11 @@ _SERVER_STEPS: dict[Step, StepRunner] = {
 class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
     """INVITE server transaction: RFC 3261 §17.2.1, as updated by RFC 6026.
 
-    ``start`` sends 100 Trying unless ``send_100_trying`` is false (pass false only when
-    the TU answers within 200 ms, §17.2.1). Transport errors are reported to the TU but
-    never end the transaction (RFC 6026 §7.1): its timers do.
+    ``start`` passes the INVITE up and starts the Trying timer (``SipTimers.trying``);
+    when it fires, or the INVITE is retransmitted, before the TU sent any response, the
+    transaction sends 100 Trying itself, unless ``send_100_trying`` is false (§17.2.1).
+    Transport errors are reported to the TU but never end the transaction
+    (RFC 6026 §7.1): its timers do.
     """
 
     __slots__ = ()
@@ -1092,7 +1100,7 @@ def _send_trying(
     now: float,
     out: list[Action],
 ) -> None:
-    if tx.send_100_trying:
+    if tx.send_100_trying and not tx._last_response_bytes:
         # §17.2.1: built per §8.2.6, without adding a To tag.
         assert tx._request is not None  # released only after a final response
         _send_response(tx, inp, tx._request.make_response(100), now, out)
