@@ -86,6 +86,10 @@ class ServerConfig:
     media_host: str | None = None
     rtp_port_start: int = 10000
     rtp_port_end: int = 20000
+    # RTP port pairs bound into the pool at start (siphon.io.ports: a fresh pair costs
+    # ~12x a pooled one, and until pairs come out of quarantine every call needs one).
+    # Bounded by the range and the fd limit; 0 binds pairs only as calls come.
+    rtp_prefill: int = 1024
     timers: SipTimers = field(default_factory=SipTimers)
     user_agent: str = "SIPHON/0.1"
     auth: dict[str, str] | None = None
@@ -181,6 +185,8 @@ class SipServer:
             # Fixes the headers of recordings a killed process left behind (off the loop).
             await asyncio.to_thread(recording_writer)
         await self.stack.listen(cfg.host, cfg.sip_port, cfg.transports)
+        if cfg.rtp_prefill > 0:
+            self.ua.ports.prefill(asyncio.get_running_loop(), cfg.rtp_prefill)
         if self.load is not None:
             self.load.start()
         try:

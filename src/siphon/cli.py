@@ -140,6 +140,12 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
         default=_parse_rtp_range(_env_default("RTP_PORTS", "10000-20000")),
     )
     p.add_argument(
+        "--rtp-prefill",
+        type=int,
+        default=int(_env_default("RTP_PREFILL", 1024)),
+        help="RTP port pairs to bind at start, ready for the first calls (0: on demand)",
+    )
+    p.add_argument(
         "--auth",
         type=_parse_auth,
         action="append",
@@ -214,6 +220,7 @@ def _server_config(args: argparse.Namespace, production: bool) -> ServerConfig:
         advertised_host=args.advertise,
         rtp_port_start=args.rtp_ports[0],
         rtp_port_end=args.rtp_ports[1],
+        rtp_prefill=args.rtp_prefill,
         auth=dict(args.auth) or None,
         record=not args.no_record,
         media_timeout=args.media_timeout,

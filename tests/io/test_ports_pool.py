@@ -435,3 +435,77 @@ async def test_readers_are_registered_once_per_pair_not_per_call() -> None:
         sender.close()
         clock.close()
         ports.close()
+
+
+async def test_prefill_binds_pairs_ready_for_the_first_calls() -> None:
+    """A server started under load must not bind a fresh pair per call until the first
+    pairs leave quarantine: prefilled pairs are bound, registered and reusable at once."""
+    loop = asyncio.get_running_loop()
+    ports = _ports(pairs=6)  # the default 2 s quarantine
+    clock = MediaClock()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert ports.prefill(loop, 4) == 4
+        assert ports.pooled == 4 and ports.in_use == 0 and ports.stats.bound == 4
+        prefilled = [pair.port for pair in ports._pool]
+        assert not any(_bindable(port) or _bindable(port + 1) for port in prefilled)
+        # Registered with the loop: what arrives before any call is read and dropped.
+        sender.sendto(build_rtp(0, 1, 160, 5, b"\xff" * 160), ("127.0.0.1", prefilled[0]))
+        await asyncio.sleep(0.05)
+        assert ports.stats.stale_discarded == 1
+        # Taken at once, in order, without binding anything: never used, no quarantine.
+        first = await _open(ports, clock)
+        assert first.port == prefilled[0] and ports.stats.bound == 4
+        first.start(_media(40000), sending=False)
+        sender.sendto(build_rtp(0, 9, 160, 6, b"\xff" * 160), ("127.0.0.1", first.port))
+        await asyncio.sleep(0.05)
+        assert first.stats.packets_in == 1
+        first.close()  # quarantined now: behind the prefilled pairs, not ahead of them
+        assert [pair.port for pair in ports._pool] == [*prefilled[1:], first.port]
+        later = [await _open(ports, clock) for _ in range(3)]
+        assert [s.port for s in later] == prefilled[1:] and ports.stats.reused == 4
+        for session in later:
+            session.close()
+    finally:
+        sender.close()
+        clock.close()
+        ports.close()
+
+
+async def test_prefill_is_bounded_by_the_range_the_pool_size_and_taken_ports() -> None:
+    loop = asyncio.get_running_loop()
+    small = _ports(pairs=3)
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", small.start + 2))  # the second pair, taken elsewhere
+    try:
+        assert small.prefill(loop, 100) == 2  # three pairs, one taken
+        assert small.pooled == 2 and small.prefill(loop, 5) == 0  # full: nothing more
+    finally:
+        blocker.close()
+        small.close()
+    capped = _ports(pairs=6, max_pooled=3)
+    try:
+        assert capped.prefill(loop, 100) == 3 and capped.pooled == 3
+    finally:
+        capped.close()
+    closed = _ports(pairs=2)
+    closed.close()
+    assert closed.prefill(loop, 2) == 0 and closed.pooled == 0
+    nothing = _ports(pairs=2)
+    try:
+        assert nothing.prefill(loop, 0) == 0 and nothing.stats.bound == 0
+    finally:
+        nothing.close()
+
+
+async def test_prefilled_pairs_left_idle_are_trimmed_by_the_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ports_module, "POOL_MAX_IDLE", 0.1)
+    ports = _ports(pairs=4, quarantine=0.05)
+    try:
+        assert ports.prefill(asyncio.get_running_loop(), 3) == 3
+        await asyncio.sleep(0.3)
+        assert ports.pooled == 0 and ports.in_use == 0
+    finally:
+        ports.close()
