@@ -49,17 +49,23 @@ def free_port_base(span: int, low: int = 20000, high: int = 32700) -> int:
     raise RuntimeError(f"no {span} free consecutive UDP ports in {low}-{high}")
 
 
-def _rtp_range() -> tuple[int, int]:
-    # Below the kernel's ephemeral range (32768+), where SIPp and clients bind.
-    base = 20000 + secrets.randbelow(120) * 100
+def _rtp_range(low: int, high: int) -> tuple[int, int]:
+    # Free now, below the kernel's ephemeral range (32768+) where SIPp and clients bind.
+    # Servers and clients draw from separate bands: a server binds its pool at start
+    # (rtp_prefill), a client binds as it calls, so a client's range looks free.
+    base = free_port_base(100, low, high)
     return base, base + 98
+
+
+_SERVER_RTP_BAND = (20000, 26000)
+_CLIENT_RTP_BAND = (26000, 32700)
 
 
 @contextlib.asynccontextmanager
 async def running_server(
     handler: Callable[[SipCall], Awaitable[None]], **config: object
 ) -> AsyncIterator[SipServer]:
-    start, end = _rtp_range()
+    start, end = _rtp_range(*_SERVER_RTP_BAND)
     options: dict[str, object] = {
         "sip_port": 0,
         "rtp_port_start": start,
@@ -83,7 +89,7 @@ async def running_server(
 async def client_agent(timers: SipTimers = FAST_TIMERS) -> AsyncIterator[UserAgent]:
     stack = SipStack(timers=timers, user_agent="SIPHON-test-client")
     await stack.listen("127.0.0.1", 0, ("udp", "tcp"))
-    start, end = _rtp_range()
+    start, end = _rtp_range(*_CLIENT_RTP_BAND)
     ua = UserAgent(stack, ports=RtpPortAllocator(start, end), config=UaConfig())
     try:
         yield ua

@@ -509,3 +509,24 @@ async def test_prefilled_pairs_left_idle_are_trimmed_by_the_timer(
         assert ports.pooled == 0 and ports.in_use == 0
     finally:
         ports.close()
+
+
+async def test_a_second_allocator_on_the_same_range_prefills_past_the_first() -> None:
+    """Two servers sharing a range: the second walks past the pairs the first bound,
+    rather than give up after one bind's worth of taken ports."""
+    loop = asyncio.get_running_loop()
+    base = free_port_base(2 * 200 + 2)
+    first = RtpPortAllocator(base, base + 400)
+    second = RtpPortAllocator(base, base + 400)
+    try:
+        assert first.prefill(loop, 150) == 150  # more than one bind's attempts (64)
+        assert second.prefill(loop, 30) == 30
+        taken = {pair.port for pair in first._pool}
+        assert not taken & {pair.port for pair in second._pool}
+        # Its calls get pairs of its own.
+        pair = second.acquire(loop)
+        assert pair.port not in taken
+        second.discard(pair)
+    finally:
+        first.close()
+        second.close()

@@ -47,6 +47,8 @@ _TRIM_PER_TIMER = 256
 # receive queue holds a few hundred small datagrams; a flood must not stall us).
 _STALE_READS_PER_WAKEUP = 32
 _STALE_READS_ON_REUSE = 1024
+# Ports tried per bind before giving up (taken by other processes): bounded work per call.
+_BIND_ATTEMPTS = 64
 # A datagram this large is not telephony RTP (a 30 ms G.711 packet is 252 bytes).
 MAX_RTP_DATAGRAM = 1500
 # Read one byte more: a longer datagram comes truncated but still too long, and dropped.
@@ -229,11 +231,17 @@ class RtpPortAllocator:
         pool = self._pool
         ready_at = time.monotonic() - self.quarantine  # never used: no stale packets
         bound: list[RtpPortPair] = []
+        # Each failed _bind walked up to _BIND_ATTEMPTS ports taken by other processes
+        # (another server on this range): walk on past them, once round the range.
+        misses = 0
         while len(bound) < count and len(pool) + len(bound) < self.max_pooled:
             try:
                 pair = self._bind(loop)
             except PortsExhausted:
-                break
+                misses += _BIND_ATTEMPTS
+                if misses >= self.capacity or len(self._in_use) >= self.capacity:
+                    break
+                continue
             if pair.poller is None and _POLL is not None:
                 poller = pair.poller = _POLL()
                 poller.register(pair.rtp, select.POLLIN)
@@ -426,7 +434,7 @@ def bind_port_pair(allocator: RtpPortAllocator) -> tuple[int, socket.socket, soc
     """
     host = allocator.host
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(min(allocator.capacity, 64)):
+    for _ in range(min(allocator.capacity, _BIND_ATTEMPTS)):
         port = allocator.allocate()
         try:
             rtp = _bound_socket(family, host, port)

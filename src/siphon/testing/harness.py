@@ -114,6 +114,10 @@ class AgentHarness:
                 transports=("udp",),
                 rtp_port_start=start,
                 rtp_port_end=end,
+                # Pairs bound as calls come, as the caller's are: a test's few calls
+                # need no pool, and harnesses on nearby ranges must not take each
+                # other's ports at start.
+                rtp_prefill=0,
                 timers=self.timers,
                 record=self.record,
                 drain_timeout=1.0,
