@@ -31,9 +31,14 @@ else:
     LOOPS.append(uvloop.new_event_loop)
 
 
-def _ports(pairs: int = 9, **kwargs: float | int) -> RtpPortAllocator:
+def _ports(
+    pairs: int = 9,
+    *,
+    quarantine: float = ports_module.REUSE_QUARANTINE,
+    max_pooled: int | None = None,
+) -> RtpPortAllocator:
     base = free_port_base(2 * pairs + 2)
-    return RtpPortAllocator(base, base + 2 * pairs, **kwargs)  # type: ignore[arg-type]
+    return RtpPortAllocator(base, base + 2 * pairs, quarantine=quarantine, max_pooled=max_pooled)
 
 
 def _media(port: int) -> NegotiatedMedia:
