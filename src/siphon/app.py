@@ -18,12 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from siphon.errors import ConfigError
 from siphon.io.call import CallFailed, SipCall
-from siphon.io.overload import (
-    DEFAULT_MAX_BACKLOG,
-    DEFAULT_MAX_BUSY,
-    DEFAULT_MAX_LAG,
-    LoopLoad,
-)
+from siphon.io.overload import DEFAULT_MAX_LAG, DEFAULT_MAX_QUEUE_DELAY, LoopLoad
 from siphon.io.ports import RtpPortAllocator
 from siphon.io.recording import recording_writer
 from siphon.io.sip_stack import SipStack, advertised_address
@@ -102,17 +97,15 @@ class ServerConfig:
     record: bool = True
     # How long a graceful stop waits for active calls before hanging them up.
     drain_timeout: float = 30.0
-    # Overload control (siphon.io.overload): new calls get 503 + Retry-After while
-    # SIP requests queue up in the kernel, or the event loop's thread is on the CPU
-    # max_loop_busy of the time, or it runs timers max_loop_lag seconds late, all
-    # smoothed. Calls in progress are never refused. Off by default for now: it
-    # refuses every new INVITE while the signal is high, which over-sheds near
-    # capacity (measured: 4% refused at 84% CPU); a proportional (RFC 7415-like)
-    # admission rate is to replace it before it is turned on by default.
-    overload_control: bool = False
-    max_loop_busy: float = DEFAULT_MAX_BUSY
-    max_loop_lag: float = DEFAULT_MAX_LAG
-    max_sip_backlog: int = DEFAULT_MAX_BACKLOG
+    # Overload control (siphon.io.overload): new calls are admitted by a ratio that
+    # falls while SIP requests wait in the kernel longer than max_queue_delay for a
+    # while (or the loop runs timers max_loop_lag late, or its thread is on the CPU
+    # more than max_loop_busy of the time, when those are set); the others get 503
+    # with Retry-After. Calls in progress are never refused.
+    overload_control: bool = True
+    max_queue_delay: float = DEFAULT_MAX_QUEUE_DELAY
+    max_loop_lag: float | None = DEFAULT_MAX_LAG
+    max_loop_busy: float | None = None
     # Retry-After (seconds) on those 503s: short, the overload is usually a burst.
     overload_retry_after: int = 5
 
@@ -158,8 +151,8 @@ class SipServer:
             LoopLoad(
                 cfg.max_loop_lag,
                 cfg.max_loop_busy,
-                backlog=self.stack.receive_backlog,
-                max_backlog=cfg.max_sip_backlog,
+                queue_delay=self.stack.queue_delay,
+                max_queue_delay=cfg.max_queue_delay,
             )
             if cfg.overload_control
             else None

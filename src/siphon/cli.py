@@ -20,6 +20,7 @@ from typing import Any
 from siphon import __version__
 from siphon.app import CallHandler, ServerConfig, SipServer
 from siphon.errors import ConfigError
+from siphon.io.overload import DEFAULT_MAX_QUEUE_DELAY
 
 
 class _JsonFormatter(logging.Formatter):
@@ -164,6 +165,13 @@ def _add_server_options(p: argparse.ArgumentParser) -> None:
         help="seconds without RTP before an answered call is ended",
     )
     p.add_argument(
+        "--max-queue-delay",
+        type=float,
+        default=float(_env_default("MAX_QUEUE_DELAY", DEFAULT_MAX_QUEUE_DELAY)),
+        help="overload control: refuse a share of new calls (503) while SIP requests "
+        "wait longer than this many seconds (0: take every call)",
+    )
+    p.add_argument(
         "--drain-timeout",
         type=float,
         default=None,
@@ -225,6 +233,8 @@ def _server_config(args: argparse.Namespace, production: bool) -> ServerConfig:
         record=not args.no_record,
         media_timeout=args.media_timeout,
         drain_timeout=drain if drain is not None else (30.0 if production else 2.0),
+        overload_control=args.max_queue_delay != 0,
+        max_queue_delay=args.max_queue_delay or DEFAULT_MAX_QUEUE_DELAY,
     )
 
 

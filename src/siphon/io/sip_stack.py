@@ -427,12 +427,15 @@ class SipStack:
                 return list(extra)
         return [*extra, ("Server", self.user_agent)]
 
-    def receive_backlog(self) -> int | None:
-        """Bytes of SIP datagrams waiting in the kernel for us (None: cannot tell)."""
+    def queue_delay(self, now: float) -> float | None:
+        """How long SIP datagrams wait for us in the kernel (s; None: cannot tell).
+
+        ``now`` is the loop's clock (UdpTransport.queue_delay).
+        """
         listener = self._listeners.get("UDP")
         if listener is None or not isinstance(listener.transport, UdpTransport):
             return None
-        return listener.transport.receive_backlog()
+        return listener.transport.queue_delay(now)
 
     @property
     def transaction_count(self) -> int:

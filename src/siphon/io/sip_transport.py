@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import sys
 from typing import Protocol
 
 from siphon.errors import RemoteProtocolError
@@ -27,10 +26,10 @@ Address = tuple[str, int]
 # Receive buffer asked for the SIP UDP socket (Linux doubles it for its bookkeeping):
 # room for about 3000 requests.
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
-# getsockopt(SO_MEMINFO) (Linux >= 4.6): the socket's memory counters, of which the
-# first is the bytes waiting in its receive queue (sk_meminfo, include/uapi/linux/sock_diag.h).
-SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
-_MEMINFO_BYTES = 9 * 4
+# Queue-delay probes (siphon.io.overload): one in flight at a time. One not back after
+# this long was dropped (a full receive buffer: congestion by any measure); another is sent.
+PROBE_LOST_AFTER = 2.0
+_PROBE = b"\r\n\r\n"  # a keep-alive: costs the parser nothing if it ever got that far
 # Idle TCP connections are closed after this long (no SIP traffic, no pings).
 TCP_IDLE_TIMEOUT = 600.0
 # Open connections beyond this are refused: each holds a file descriptor, and running
@@ -82,6 +81,11 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._local: Address = ("0.0.0.0", 0)
         self.send_errors = 0
+        self._probe: socket.socket | None = None
+        self._probe_target: Address = ("127.0.0.1", 0)
+        self._probe_source: Address | None = None
+        self._probe_sent: float | None = None
+        self._probe_delay = 0.0
 
     @classmethod
     async def listen(cls, sink: MessageSink, host: str, port: int) -> UdpTransport:
@@ -103,20 +107,44 @@ class UdpTransport(asyncio.DatagramProtocol):
     def local_address(self) -> Address:
         return self._local
 
-    def receive_backlog(self) -> int | None:
-        """Bytes of datagrams queued in the kernel, not read yet (None: not on this OS).
+    def queue_delay(self, now: float) -> float | None:
+        """How long a datagram waits in this socket's receive queue (s), None if unknown.
 
-        The one measure of how far behind we are that the process cannot see by
-        itself: requests wait there while the loop is busy (siphon.io.overload).
+        Measured with a probe: a keep-alive sent to ourselves from a loopback (or
+        same-address) socket joins the queue behind the requests waiting there, and
+        the time until ``datagram_received`` sees it is their queueing delay plus our
+        time to work through them. One probe is in flight at a time; the value is the
+        last one's delay, or the age of the one in flight when it is longer. ``now``
+        is the loop's clock.
         """
-        sock = self._transport.get_extra_info("socket") if self._transport else None
-        if sock is None or not sys.platform.startswith("linux"):
+        sent = self._probe_sent
+        if sent is not None:
+            age = now - sent
+            if age < PROBE_LOST_AFTER:
+                return max(self._probe_delay, age)
+            self._probe_delay = age  # dropped: the buffer overflowed
+        if not self._send_probe(now):
             return None
+        return self._probe_delay
+
+    def _send_probe(self, now: float) -> bool:
+        probe = self._probe
+        if probe is None:
+            if self._transport is None or self._transport.is_closing():
+                return False
+            try:
+                probe, self._probe_target = _open_probe(self._local)
+            except OSError as exc:
+                log.debug("no queue-delay probe for %s: %s", self._local, exc)
+                return False
+            self._probe = probe
+            self._probe_source = _normalize(probe.getsockname())
         try:
-            raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO_BYTES)
+            probe.sendto(_PROBE, self._probe_target)
         except OSError:
-            return None
-        return int.from_bytes(raw[:4], sys.byteorder)
+            return False  # the kernel's buffers are full: try again next sample
+        self._probe_sent = now
+        return True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio's: trust the protocol contract.
@@ -128,6 +156,9 @@ class UdpTransport(asyncio.DatagramProtocol):
         # Only a datagram that starts with a blank can be all blanks: a message is
         # never copied by strip() to find out.
         if not data or (data[0] in _BLANKS and not data.strip(b"\r\n\x00 ")):
+            if source == self._probe_source:
+                self._probe_arrived()
+                return
             # CRLF keep-alives (and empty datagrams) are not messages.
             self._sink.keepalive_received(source, self)
             return
@@ -137,6 +168,12 @@ class UdpTransport(asyncio.DatagramProtocol):
             self._sink.bad_input(exc, data, source, self)
             return
         self._sink.message_received(message, source, self)
+
+    def _probe_arrived(self) -> None:
+        sent = self._probe_sent
+        if sent is not None and self._transport is not None:
+            self._probe_delay = asyncio.get_running_loop().time() - sent
+            self._probe_sent = None
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: the transaction layer retransmits or times out.
@@ -158,6 +195,30 @@ class UdpTransport(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+def _open_probe(local: Address) -> tuple[socket.socket, Address]:
+    """A non-blocking socket to send probes from, and where to send them.
+
+    From loopback to a wildcard listener, else from the listener's own address:
+    Linux drops datagrams from outside that claim a loopback or local source
+    address, so no other host can pass for the probe.
+    """
+    host, port = local
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if host in ("0.0.0.0", "::"):
+        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    probe = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        probe.setblocking(False)
+        probe.bind((host, 0))
+    except OSError:
+        probe.close()
+        raise
+    return probe, (host, port)
 
 
 class _TcpConnection(asyncio.Protocol):

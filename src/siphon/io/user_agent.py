@@ -97,7 +97,7 @@ class UserAgent:
         self.ports = ports or RtpPortAllocator(host=self.config.media_host)
         self.on_call = on_call
         self.accepting = True
-        # Set by the server: while it reports overload, new INVITEs get 503 (overload.py).
+        # Set by the server: a new INVITE it does not admit gets 503 (overload.py).
         self.load: LoopLoad | None = None
         self._calls: dict[DialogId, SipCall] = {}
         self._invites: dict[ServerTxn, SipCall] = {}
@@ -263,7 +263,7 @@ class UserAgent:
         if not self.accepting or self.on_call is None:
             txn.reply(503, headers=[("Retry-After", str(self.config.retry_after))])
             return
-        if self.load is not None and self.load.overloaded:
+        if self.load is not None and not self.load.admit():
             # Shed the new call before it costs media, a task and a recording: the
             # calls in progress keep their share of the loop (RFC 3261 §21.5.4).
             self.stats["rejected_overload"] += 1
