@@ -22,6 +22,9 @@ keeps no audio, and the ratios against SIPp use this run. Then as deployed: the
 default configuration, which writes a stereo WAV per call (creating a file costs
 the kernel 30-40 µs on ext4 here). ``--recording off`` or ``on`` runs one of them;
 ``--server-args`` passes more options to ``siphon dev``.
+Past its capacity a SIPHON server refuses a share of new calls with 503 (overload
+control, siphon.io.overload, on by default), which SIPp counts as failed calls: a
+trial over the limit fails by about the share it was over, where it used to collapse.
 For quicker iterations ``--only siphon`` (or ``sipp``) measures one side, and
 ``--rates 1500,2000`` runs just those rates instead of searching.
 """

@@ -256,7 +256,7 @@ async def test_the_probe_measures_how_long_datagrams_wait_for_the_loop() -> None
     stack, _ = await _udp_stack()
     loop = asyncio.get_running_loop()
     try:
-        assert stack.queue_delay(loop.time()) == 0.0  # nothing measured yet; a probe left
+        assert stack.queue_delay(loop.time()) is None  # nothing measured yet; a probe left
         await asyncio.sleep(0.02)
         idle = stack.queue_delay(loop.time())
         assert idle is not None and idle < 0.1  # back at once: no queue
@@ -297,13 +297,38 @@ async def test_a_lost_probe_reads_as_its_age_then_another_is_sent(
     assert isinstance(transport, sip_transport.UdpTransport)
     loop = asyncio.get_running_loop()
     try:
+        stack.queue_delay(loop.time())
+        await asyncio.sleep(0.02)  # the first probe is back: the path works
         transport._probe_arrived = lambda: None  # type: ignore[method-assign]
-        stack.queue_delay(loop.time())  # sent, and "dropped"
+        assert stack.queue_delay(loop.time()) is not None  # sent, and "dropped"
         await asyncio.sleep(0.08)
         lost = stack.queue_delay(loop.time())
         assert lost is not None and lost >= 0.05  # counts as congestion
         sent = transport._probe_sent
         assert sent is not None and loop.time() - sent < 0.05  # a new one is on its way
+    finally:
+        stack.close()
+
+
+async def test_probes_that_never_arrive_turn_the_signal_off_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As behind a firewall that drops datagrams to our own port: that is no overload.
+    monkeypatch.setattr(sip_transport, "PROBE_LOST_AFTER", 0.05)
+    stack, _ = await _udp_stack()
+    transport = stack.listener("UDP").transport
+    assert isinstance(transport, sip_transport.UdpTransport)
+    loop = asyncio.get_running_loop()
+    try:
+        transport._probe_arrived = lambda: None  # type: ignore[method-assign]
+        assert stack.queue_delay(loop.time()) is None
+        await asyncio.sleep(0.03)
+        assert stack.queue_delay(loop.time()) is None  # in flight: no verdict yet
+        await asyncio.sleep(0.05)
+        with caplog.at_level("WARNING", logger="siphon.io.transport"):
+            assert stack.queue_delay(loop.time()) is None
+        assert "never arrive" in caplog.text
+        assert stack.queue_delay(loop.time()) is None  # for good
     finally:
         stack.close()
 

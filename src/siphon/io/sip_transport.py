@@ -86,6 +86,9 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._probe_source: Address | None = None
         self._probe_sent: float | None = None
         self._probe_delay = 0.0
+        # Until a first probe is back, a missing one proves nothing about the queue:
+        # the path may be closed (a firewall dropping datagrams to our own port).
+        self._probe_path: bool | None = None  # None: not known yet
 
     @classmethod
     async def listen(cls, sink: MessageSink, host: str, port: int) -> UdpTransport:
@@ -117,15 +120,27 @@ class UdpTransport(asyncio.DatagramProtocol):
         last one's delay, or the age of the one in flight when it is longer. ``now``
         is the loop's clock.
         """
+        if self._probe_path is False:
+            return None
         sent = self._probe_sent
         if sent is not None:
             age = now - sent
+            if not self._probe_path:
+                if age >= PROBE_LOST_AFTER:
+                    self._probe_path = False
+                    log.warning(
+                        "queue-delay probes from %s to %s never arrive (a firewall?): overload "
+                        "control goes by the event loop's lateness alone",
+                        self._probe_source,
+                        self._probe_target,
+                    )
+                return None
             if age < PROBE_LOST_AFTER:
                 return max(self._probe_delay, age)
             self._probe_delay = age  # dropped: the buffer overflowed
         if not self._send_probe(now):
             return None
-        return self._probe_delay
+        return self._probe_delay if self._probe_path else None
 
     def _send_probe(self, now: float) -> bool:
         probe = self._probe
@@ -174,6 +189,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         if sent is not None and self._transport is not None:
             self._probe_delay = asyncio.get_running_loop().time() - sent
             self._probe_sent = None
+            self._probe_path = True
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: the transaction layer retransmits or times out.
