@@ -288,13 +288,20 @@ async def test_a_keepalive_from_elsewhere_is_no_probe() -> None:
         stack.close()
 
 
-async def test_a_lost_probe_reads_as_its_age_then_another_is_sent(
+async def _stack_losing_probes_fast(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[SipStack, sip_transport.UdpTransport]:
     monkeypatch.setattr(sip_transport, "PROBE_LOST_AFTER", 0.05)
     stack, _ = await _udp_stack()
     transport = stack.listener("UDP").transport
     assert isinstance(transport, sip_transport.UdpTransport)
+    return stack, transport
+
+
+async def test_a_lost_probe_reads_as_its_age_then_another_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack, transport = await _stack_losing_probes_fast(monkeypatch)
     loop = asyncio.get_running_loop()
     try:
         stack.queue_delay(loop.time())
@@ -314,10 +321,7 @@ async def test_probes_that_never_arrive_turn_the_signal_off_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # As behind a firewall that drops datagrams to our own port: that is no overload.
-    monkeypatch.setattr(sip_transport, "PROBE_LOST_AFTER", 0.05)
-    stack, _ = await _udp_stack()
-    transport = stack.listener("UDP").transport
-    assert isinstance(transport, sip_transport.UdpTransport)
+    stack, transport = await _stack_losing_probes_fast(monkeypatch)
     loop = asyncio.get_running_loop()
     try:
         transport._probe_arrived = lambda: None  # type: ignore[method-assign]
