@@ -9,9 +9,10 @@ from tests.conftest import free_port, require_sipp
 
 
 async def start_sipp(
-    tmp_path: Path, *args: str, timeout: float = 20
+    tmp_path: Path, *args: str, timeout: float = 20, calls: int = 1
 ) -> tuple[asyncio.subprocess.Process, int]:
-    """Start SIPp (``-m 1``) on a free port of its own; stdout/stderr into ``tmp_path``."""
+    """Start SIPp (``-m calls``) on a free port of its own; its output goes to
+    ``tmp_path / f"sipp-{port}.log"``."""
     port = free_port()
     log = (tmp_path / f"sipp-{port}.log").open("w")
     proc = await asyncio.create_subprocess_exec(
@@ -24,7 +25,7 @@ async def start_sipp(
         "-mp",
         str(free_port(pair=True)),
         "-m",
-        "1",
+        str(calls),
         "-nostdin",
         "-trace_err",
         "-error_file",
