@@ -306,7 +306,7 @@ async def test_a_lost_probe_reads_as_its_age_then_another_is_sent(
     try:
         stack.queue_delay(loop.time())
         await asyncio.sleep(0.02)  # the first probe is back: the path works
-        transport._probe_arrived = lambda: None  # type: ignore[method-assign]
+        monkeypatch.setattr(transport, "_probe_arrived", lambda: None)
         assert stack.queue_delay(loop.time()) is not None  # sent, and "dropped"
         await asyncio.sleep(0.08)
         lost = stack.queue_delay(loop.time())
@@ -324,7 +324,7 @@ async def test_probes_that_never_arrive_turn_the_signal_off_with_a_warning(
     stack, transport = await _stack_losing_probes_fast(monkeypatch)
     loop = asyncio.get_running_loop()
     try:
-        transport._probe_arrived = lambda: None  # type: ignore[method-assign]
+        monkeypatch.setattr(transport, "_probe_arrived", lambda: None)
         assert stack.queue_delay(loop.time()) is None
         await asyncio.sleep(0.03)
         assert stack.queue_delay(loop.time()) is None  # in flight: no verdict yet
