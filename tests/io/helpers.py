@@ -17,6 +17,15 @@ from siphon.sip.message import Response
 from siphon.sip.parser import StreamParser, parse_datagram
 from siphon.sip.timers import SipTimers
 
+# The event loops a loop-sensitive test runs on: asyncio's, and uvloop's when installed.
+LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
+try:
+    import uvloop
+except ImportError:  # an optional extra: the default loop is tested either way
+    pass
+else:
+    LOOPS.append(uvloop.new_event_loop)
+
 # Short timers keep retransmission and timeout tests fast (T1 = 50 ms -> 64*T1 = 3.2 s).
 FAST_TIMERS = SipTimers(t1=0.05, t2=0.4, t4=0.5)
 SDP_OFFER = (

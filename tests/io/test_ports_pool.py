@@ -20,15 +20,7 @@ from siphon.io.rtp_session import RtpSession
 from siphon.rtp.packet import build_rtp
 from siphon.rtp.rtcp import build_sr
 from siphon.sip.sdp import PCMU, Direction, NegotiatedMedia
-from tests.io.helpers import free_port_base
-
-LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
-try:
-    import uvloop
-except ImportError:  # an optional extra: the default loop is tested either way
-    pass
-else:
-    LOOPS.append(uvloop.new_event_loop)
+from tests.io.helpers import LOOPS, free_port_base
 
 
 def _ports(

@@ -23,16 +23,7 @@ from siphon.rtp.jitter import JitterBuffer
 from siphon.rtp.packet import build_rtp
 from siphon.rtp.rtcp import ReceiverReport, build_sr, parse_rtcp
 from siphon.sip.sdp import PCMA, PCMU, TELEPHONE_EVENT, Direction, NegotiatedMedia
-from tests.io.helpers import free_port_base
-
-LOOPS: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
-try:
-    import uvloop
-except ImportError:  # an optional extra: the default loop is tested either way
-    pass
-else:
-    LOOPS.append(uvloop.new_event_loop)
-
+from tests.io.helpers import LOOPS, free_port_base
 
 _ALLOCATORS: list[RtpPortAllocator] = []
 
